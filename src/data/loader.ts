@@ -90,7 +90,6 @@ type ResolvedOptions = Required<LoaderOptions>;
 // Reading
 
 /** manifest.json of a dataset folder, with its format version checked. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function readDatasetManifest(datasetDir: string): any {
   const file = path.join(datasetDir, 'manifest.json');
   let text: string;
@@ -195,7 +194,6 @@ interface PreparedBatch {
 
 export class DataLoader implements AsyncIterable<Batch> {
   readonly records: HoiRecord[];
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   readonly manifest: any;
   readonly opts: Readonly<ResolvedOptions>;
   private readonly dir: string;

@@ -196,7 +196,7 @@ export class AdamW {
     for (const [name, st] of this.state) {
       st.expAvg.assign(state.get(name + SUFFIX_AVG)!);
       st.expAvgSq.assign(state.get(name + SUFFIX_SQ)!);
-      st.step = readInt(state.get(name + SUFFIX_STEP)!);
+      st.step = 0;
     }
     this.stepCount = readInt(state.get(ADAMW_STEP_KEY)!);
   }
