@@ -336,14 +336,22 @@ function checkTemplate(t: string, kind: TemplateKind, key: string): string[] {
 }
 
 function formatZodIssues(error: z.ZodError): string[] {
-  return error.issues.map((issue) => {
+  return error.issues.flatMap((issue): string[] => {
+    if (issue.code === 'invalid_union') {
+      // `object: name | [names]`: report the branch that got further than a type mismatch
+      const inner = issue.unionErrors.flatMap((e) => e.issues);
+      const specific = inner.filter((i) => i.code !== 'invalid_type' || i.path.length > issue.path.length);
+      if (specific.length > 0) return formatZodIssues(new z.ZodError(specific));
+      const found = inner.find((i) => i.code === 'invalid_type');
+      return [`key '${issue.path.map(String).join('.')}': expected a name or a list of names, found ${found && found.code === 'invalid_type' ? found.received : 'something else'}`];
+    }
     const base = issue.path.map(String).join('.');
     if (issue.code === 'unrecognized_keys') {
-      return issue.keys.map((k) => `key '${base ? `${base}.${k}` : k}': unknown key`).join('\n  ');
+      return issue.keys.map((k) => `key '${base ? `${base}.${k}` : k}': unknown key`);
     }
     const key = base || '(root)';
-    if (issue.code === 'invalid_type') return `key '${key}': expected ${issue.expected}, found ${issue.received}`;
-    if (issue.code === 'invalid_enum_value') return `key '${key}': expected one of ${issue.options.map((o) => `'${String(o)}'`).join(', ')}, found '${String(issue.received)}'`;
-    return `key '${key}': ${issue.message}`;
+    if (issue.code === 'invalid_type') return [`key '${key}': expected ${issue.expected}, found ${issue.received}`];
+    if (issue.code === 'invalid_enum_value') return [`key '${key}': expected one of ${issue.options.map((o) => `'${String(o)}'`).join(', ')}, found '${String(issue.received)}'`];
+    return [`key '${key}': ${issue.message}`];
   });
 }

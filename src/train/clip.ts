@@ -28,7 +28,7 @@ export function clipByGlobalNorm(grads: Map<string, tf.Tensor> | tf.NamedTensorM
   const entries: Array<[string, tf.Tensor]> = grads instanceof Map ? [...grads.entries()] : Object.entries(grads);
   const present = entries.filter(([, g]) => g !== null && g !== undefined);
   if (present.length === 0) return { grads: new Map(), norm: 0, scale: 1 };
-  const normT = tf.tidy(() => tf.stack(present.map(([, g]) => tf.norm(g.toFloat()))).norm());
+  const normT = tf.tidy(() => tf.stack(present.map(([, g]) => tf.norm(g.dtype === 'float32' ? g : g.cast('float32')))).norm());
   const norm = normT.dataSync()[0];
   normT.dispose();
   const coef = maxNorm / (norm + 1e-6);

@@ -135,7 +135,7 @@ export class AdamW {
       const stepSize = lr / bc1;
       const decay = this.decays(name) ? 1 - lr * this.weightDecay : 1;
       tf.tidy(() => {
-        const grad = g.dtype === 'float32' ? g : g.toFloat();
+        const grad = g.dtype === 'float32' ? g : g.cast('float32');
         const m = st.expAvg.mul(b1).add(grad.mul(1 - b1));
         const v = st.expAvgSq.mul(b2).add(grad.square().mul(1 - b2));
         const denom = v.sqrt().div(bc2Sqrt).add(this.eps);
@@ -196,7 +196,7 @@ export class AdamW {
     for (const [name, st] of this.state) {
       st.expAvg.assign(state.get(name + SUFFIX_AVG)!);
       st.expAvgSq.assign(state.get(name + SUFFIX_SQ)!);
-      st.step = 0;
+      st.step = readInt(state.get(name + SUFFIX_STEP)!);
     }
     this.stepCount = readInt(state.get(ADAMW_STEP_KEY)!);
   }

@@ -29,9 +29,18 @@ export function tfPadding(p: Padding2d): 'same' | 'valid' | [[number, number], [
   return [[0, 0], [ph, ph], [pw, pw], [0, 0]];
 }
 
-/** ONNX padding attributes for Conv / MaxPool / AveragePool. */
-export function onnxPadding(p: Padding2d): { auto_pad?: 'SAME_UPPER'; pads?: number[] } {
-  if (p === 'same') return { auto_pad: 'SAME_UPPER' };
+/**
+ * ONNX padding attributes for Conv / MaxPool / AveragePool. 'same' at stride 1 pads (k-1)d in
+ * total whatever the input size, so it is written as explicit pads (onnxruntime rejects SAME_UPPER
+ * with dilation); at stride > 1 the split depends on the input size and SAME_UPPER is used.
+ */
+export function onnxPadding(p: Padding2d, kernel: [number, number], stride: [number, number], dilation: [number, number] = [1, 1]): { auto_pad?: 'SAME_UPPER'; pads?: number[] } {
+  if (p === 'same') {
+    if (stride[0] > 1 || stride[1] > 1) return { auto_pad: 'SAME_UPPER' };
+    const th = (kernel[0] - 1) * dilation[0];
+    const tw = (kernel[1] - 1) * dilation[1];
+    return { pads: [Math.floor(th / 2), Math.floor(tw / 2), th - Math.floor(th / 2), tw - Math.floor(tw / 2)] };
+  }
   if (p === 'valid') return { pads: [0, 0, 0, 0] };
   const [ph, pw] = pair(p);
   return { pads: [ph, pw, ph, pw] };
@@ -95,7 +104,7 @@ export class Conv2d extends Module {
       kernel_shape: this.kernelSize,
       strides: this.stride,
       dilations: this.dilation,
-      ...onnxPadding(this.padding),
+      ...onnxPadding(this.padding, this.kernelSize, this.stride, this.dilation),
     };
     const w = this.onnxParam(g, 'weight', (t) => tf.transpose(t, [3, 2, 0, 1])); // HWIO -> OIHW
     return this.onnxOps(g).Conv(x, w, this.bias ? this.onnxParam(g, 'bias') : undefined, attrs);

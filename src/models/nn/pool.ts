@@ -35,7 +35,7 @@ abstract class Pool2d extends Module {
   }
 
   protected onnxAttrs(): { kernel_shape: number[]; strides: number[]; auto_pad?: 'SAME_UPPER'; pads?: number[] } {
-    return { kernel_shape: this.kernelSize, strides: this.stride, ...onnxPadding(this.padding) };
+    return { kernel_shape: this.kernelSize, strides: this.stride, ...onnxPadding(this.padding, this.kernelSize, this.stride) };
   }
 }
 

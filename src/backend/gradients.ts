@@ -1,0 +1,162 @@
+/**
+ * Fixes of tfjs 4.22 gradient functions that are wrong or missing on every backend (found while
+ * running the training expressions forward and backward, test/backend/kernels.test.ts):
+ *
+ * | kernel             | tfjs 4.22                                                      | here |
+ * |--------------------|----------------------------------------------------------------|------|
+ * | Conv2D             | throws for dilations > 1                                        | dilated gradients (stride 1, as the forward requires) |
+ * | Cumsum             | transposes the result when axis is not the last: wrong shape    | plain reverse cumsum |
+ * | SquaredDifference  | does not reduce over broadcast axes: wrong shape for `b` scalar | reduced and reshaped like Sub |
+ * | Tile               | throws for rank > 4; slices in a loop                           | reshape + sum per tiled axis, any rank |
+ *
+ * Still unsupported by tfjs and not patched: gradients of StridedSlice, of `tf.fused.conv2d`
+ * with dilations (its gradient is a customGrad inside the op), of depthwise convolutions with
+ * dilations, and of `batchNorm` without scale *and* offset (layers always pass both).
+ *
+ * This file imports the union package directly (not ./tf) because ./tf installs these fixes.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+type Tensor = tf.Tensor;
+type Tensor4D = tf.Tensor4D;
+type Pad = 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
+
+let installed = false;
+
+/** Registers the fixed gradients once; later calls do nothing. */
+export function installGradientFixes(): void {
+  if (installed) return;
+  installed = true;
+  const conv2dOriginal = tf.getGradient(tf.Conv2D);
+  tf.registerGradient({
+    kernelName: tf.Conv2D,
+    inputsToSave: ['x', 'filter'],
+    gradFunc: (dy, saved, attrs) => {
+      const { dilations } = attrs as unknown as tf.Conv2DAttrs;
+      const [dh, dw] = pair(dilations);
+      if (dh === 1 && dw === 1) {
+        return conv2dOriginal.gradFunc(dy, saved, attrs);
+      }
+      const [x, filter] = saved as [Tensor4D, Tensor4D];
+      return conv2dDilatedGrad(dy as Tensor4D, x, filter, attrs as unknown as tf.Conv2DAttrs);
+    },
+  });
+
+  tf.registerGradient({
+    kernelName: tf.Cumsum,
+    gradFunc: (dy, _saved, attrs) => {
+      const { axis, exclusive, reverse } = attrs as unknown as tf.CumsumAttrs;
+      return { x: () => tf.cumsum(dy as Tensor, axis, exclusive, !reverse) };
+    },
+  });
+
+  tf.registerGradient({
+    kernelName: tf.SquaredDifference,
+    inputsToSave: ['a', 'b'],
+    gradFunc: (dy, saved) => {
+      const [a, b] = saved;
+      const g = dy as Tensor;
+      return {
+        a: () => reduceTo(tf.mul(g, tf.mul(2, tf.sub(a, b))), a.shape),
+        b: () => reduceTo(tf.mul(g, tf.mul(2, tf.sub(b, a))), b.shape),
+      };
+    },
+  });
+
+  tf.registerGradient({
+    kernelName: tf.Tile,
+    inputsToSave: ['x'],
+    gradFunc: (dy, saved, attrs) => {
+      const [x] = saved;
+      const { reps } = attrs as unknown as tf.TileAttrs;
+      return { x: () => tileGrad(dy as Tensor, x.shape, reps) };
+    },
+  });
+}
+
+function pair(v: number | [number, number] | undefined): [number, number] {
+  if (v === undefined) return [1, 1];
+  return typeof v === 'number' ? [v, v] : [v[0], v[1]];
+}
+
+/** Sums `g` over the axes along which `shape` was broadcast, then reshapes to `shape`. */
+function reduceTo(g: Tensor, shape: number[]): Tensor {
+  const axes = tf.backend_util.getReductionAxes(shape, g.shape);
+  const r = axes.length > 0 ? tf.sum(g, axes) : g;
+  return tf.reshape(r, shape);
+}
+
+/** Gradient of Tile: for each tiled axis, view dy as [before, reps, size, after] and sum the reps. */
+function tileGrad(dy: Tensor, xShape: number[], reps: number[]): Tensor {
+  let g = dy;
+  const shape = dy.shape.slice();
+  for (let i = 0; i < xShape.length; i++) {
+    if (reps[i] === 1) continue;
+    const before = shape.slice(0, i).reduce((p, n) => p * n, 1);
+    const after = shape.slice(i + 1).reduce((p, n) => p * n, 1);
+    g = tf.sum(tf.reshape(g, [before, reps[i], xShape[i], after]), 1); // [before, size, after]
+    shape[i] = xShape[i];
+  }
+  return tf.reshape(g, xShape);
+}
+
+/**
+ * Pads (positive) or crops (negative) rows and columns of an NHWC tensor. Returns the padding
+ * that is still to apply, so that a convolution can take it as explicit padding without a copy.
+ */
+function cropForConv(x: Tensor4D, top: number, bottom: number, left: number, right: number): {
+  x: Tensor4D; pad: tf.backend_util.ExplicitPadding;
+} {
+  let out = x;
+  if (top < 0 || bottom < 0 || left < 0 || right < 0) {
+    const [b, h, w, c] = x.shape;
+    const t = Math.max(0, -top), l = Math.max(0, -left);
+    const hh = h - t - Math.max(0, -bottom), ww = w - l - Math.max(0, -right);
+    out = tf.slice(x, [0, t, l, 0], [b, hh, ww, c]);
+  }
+  const pad: tf.backend_util.ExplicitPadding =
+    [[0, 0], [Math.max(0, top), Math.max(0, bottom)], [Math.max(0, left), Math.max(0, right)], [0, 0]];
+  return { x: out, pad };
+}
+
+/**
+ * Gradients of a stride-1 dilated convolution (NHWC), dilation d, filter [kh, kw, ci, co]:
+ * - dx = dilated conv of dy, padded to the "full" size, with the flipped filter with in/out
+ *   channels swapped: dx[i] = sum_k dy[i + p - k*d] w[k].
+ * - dw = conv over batch-as-channels: x^T [ci, H, W, B] with dy^T [oh, ow, B, co] as the filter,
+ *   the output stride being d: dw[k] = sum_o x[o + k*d - p] dy[o]; result [ci, kh, kw, co].
+ */
+function conv2dDilatedGrad(dy: Tensor4D, x: Tensor4D, filter: Tensor4D, attrs: tf.Conv2DAttrs): {
+  x: () => Tensor; filter: () => Tensor;
+} {
+  const { strides, pad, dataFormat, dilations, dimRoundingMode } = attrs;
+  if (dataFormat === 'NCHW') {
+    throw new Error('conv2d gradient with dilations > 1: only dataFormat NHWC is supported, got NCHW');
+  }
+  const [sh, sw] = pair(strides);
+  if (sh !== 1 || sw !== 1) {
+    throw new Error(`conv2d gradient with dilations > 1 needs strides 1, got [${sh}, ${sw}]`);
+  }
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape, filter.shape, strides, dilations, pad as Pad, dimRoundingMode, false, 'channelsLast');
+  const [dh, dw] = pair(dilations);
+  const { inHeight: H, inWidth: W, outHeight: oh, outWidth: ow, filterHeight: kh, filterWidth: kw } = info;
+  const kEffH = info.effectiveFilterHeight, kEffW = info.effectiveFilterWidth;
+  const { top, left } = info.padInfo;
+  return {
+    x: () => tf.tidy(() => {
+      const t = kEffH - 1 - top, l = kEffW - 1 - left;
+      const p = cropForConv(dy, t, H + kEffH - 1 - oh - t, l, W + kEffW - 1 - ow - l);
+      const wFlip = tf.transpose(tf.reverse(filter, [0, 1]), [0, 1, 3, 2]); // [kh, kw, co, ci]
+      return tf.conv2d(p.x, wFlip as Tensor4D, 1, p.pad, 'NHWC', [dh, dw]);
+    }),
+    filter: () => tf.tidy(() => {
+      const xT = tf.transpose(x, [3, 1, 2, 0]); // [ci, H, W, B]
+      const needH = oh + (kh - 1) * dh, needW = ow + (kw - 1) * dw;
+      const p = cropForConv(xT, top, needH - H - top, left, needW - W - left);
+      const f = tf.transpose(dy, [1, 2, 0, 3]); // [oh, ow, B, co]
+      const out = tf.conv2d(p.x, f as Tensor4D, [dh, dw], p.pad, 'NHWC', 1); // [ci, kh, kw, co]
+      return tf.transpose(out, [1, 2, 0, 3]); // [kh, kw, ci, co]
+    }),
+  };
+}

@@ -1,0 +1,62 @@
+/**
+ * Composite wasm kernels for training. tfjs-backend-wasm 4.22 registers 157 kernels; of those the
+ * backward passes of our layers need, these are missing (found by running conv, batch norm,
+ * dense, layer norm, embedding, attention, GELU, pooling, resizing, conv2dTranspose, reductions,
+ * concat/slice/pad/split/stack/tile, elementwise math and focal-loss expressions through
+ * tf.grads on wasm; test/backend/kernels.test.ts keeps that list honest):
+ *
+ * | kernel                               | needed by                         | built from            |
+ * |--------------------------------------|-----------------------------------|-----------------------|
+ * | Conv2DBackpropFilter                 | conv2d, conv2dTranspose gradients | Transpose + Conv2D    |
+ * | DepthwiseConv2dNativeBackpropInput   | depthwiseConv2d gradient          | PadV2 + DepthwiseConv2dNative |
+ * | DepthwiseConv2dNativeBackpropFilter  | depthwiseConv2d gradient          | Transpose + DepthwiseConv2dNative |
+ * | UnsortedSegmentSum                   | gather (embedding) gradient       | ScatterNd             |
+ *
+ * and one is replaced for speed: Conv2DBackpropInput (conv2d gradient, conv2dTranspose forward),
+ * whose native wasm loop is 10-20x slower than the composite.
+ *
+ * Not registered (not used by training here): Einsum, FFT/complex kernels, ragged and string
+ * kernels.
+ */
+import { tf } from '../tf';
+import { conv2DBackpropFilterConfig, conv2DBackpropInputConfig } from './conv2d_backprop';
+import { depthwiseBackpropFilterConfig, depthwiseBackpropInputConfig } from './depthwise_backprop';
+import { unsortedSegmentSumConfig } from './unsorted_segment_sum';
+import { WASM } from './scope';
+
+export const COMPOSITE_WASM_KERNELS: readonly tf.KernelConfig[] = [
+  conv2DBackpropInputConfig,
+  conv2DBackpropFilterConfig,
+  depthwiseBackpropInputConfig,
+  depthwiseBackpropFilterConfig,
+  unsortedSegmentSumConfig,
+];
+
+/** The native wasm kernels that a composite replaced, by name (benchmarks compare against them). */
+export const replacedWasmKernels = new Map<string, tf.KernelConfig>();
+
+/**
+ * Registers the composites for the wasm backend; idempotent. Call after the wasm backend package
+ * is loaded (it registers its own kernels on load and would warn about, and overwrite, ours).
+ */
+export function registerWasmKernels(): void {
+  for (const config of COMPOSITE_WASM_KERNELS) {
+    const existing = tf.getKernel(config.kernelName, WASM);
+    if (existing === config) continue;
+    if (existing !== undefined) {
+      if (!replacedWasmKernels.has(config.kernelName)) replacedWasmKernels.set(config.kernelName, existing);
+      tf.unregisterKernel(config.kernelName, WASM);
+    }
+    tf.registerKernel(config);
+  }
+}
+
+/** Puts the native kernels back (tests and benchmarks only). */
+export function unregisterWasmKernels(): void {
+  for (const config of COMPOSITE_WASM_KERNELS) {
+    if (tf.getKernel(config.kernelName, WASM) !== config) continue;
+    tf.unregisterKernel(config.kernelName, WASM);
+    const native = replacedWasmKernels.get(config.kernelName);
+    if (native !== undefined) tf.registerKernel(native);
+  }
+}
