@@ -111,14 +111,14 @@ interface Expected {
 
 interface CompiledTemplate {
   template: string;
-  /** `rules.N` or `default_templates.normal` / `default_templates.anomalous`. */
+  /** Where the template comes from, for messages: `rule (stab, person) template 2`, `default_templates.normal.0`. */
   origin: string;
   rule: TaxonomyRule | null;
   anomalous: boolean;
-  /** With the -ing fallback for unknown verbs (used to parse). */
-  loose: RegExp;
-  /** Known verb phrases only (used for the ambiguity check). */
+  /** Known verb phrases only: tried first when parsing, and used by the ambiguity check. */
   strict: RegExp;
+  /** Also accepts an unknown -ing verb phrase: tried when no strict regex reads a sentence. */
+  loose: RegExp;
 }
 
 export class ResponseParser {
@@ -149,9 +149,9 @@ export class ResponseParser {
         strict: templateRegex(template, `(?:${known})`),
       });
     };
-    taxonomy.rules.forEach((r, i) => r.templates.forEach((t) => add(t, `rule ${i} (${r.verb}, ${r.object})`, r, r.anomaly !== null)));
-    taxonomy.defaultTemplates.normal.forEach((t) => add(t, 'default_templates.normal', null, false));
-    taxonomy.defaultTemplates.anomalous.forEach((t) => add(t, 'default_templates.anomalous', null, true));
+    for (const r of taxonomy.rules) r.templates.forEach((t, j) => add(t, `rule (${r.verb}, ${r.object}) template ${j}`, r, r.anomaly !== null));
+    taxonomy.defaultTemplates.normal.forEach((t, j) => add(t, `default_templates.normal.${j}`, null, false));
+    taxonomy.defaultTemplates.anomalous.forEach((t, j) => add(t, `default_templates.anomalous.${j}`, null, true));
   }
 
   /** The triplet one sentence states, or null when no template reads it. */

@@ -86,7 +86,7 @@ export class Taxonomy {
     for (const r of config.rules) {
       for (const object of typeof r.object === 'string' ? [r.object] : r.object) {
         const templates = r.templates ?? (r.anomaly === null ? config.default_templates.normal : []);
-        const rule: TaxonomyRule = Object.freeze({ verb: r.verb, object, anomaly: r.anomaly, severity: r.severity, templates: [...templates] });
+        const rule: TaxonomyRule = Object.freeze({ verb: r.verb, object, anomaly: r.anomaly, severity: r.severity, templates: Object.freeze([...templates]) as string[] });
         rules.push(rule);
         this.byPair.set(pairKey(r.verb, object), rule);
       }

@@ -264,6 +264,11 @@ describe('data/taxonomy', () => {
       const d = minimal();
       d.rules.push({ verb: 'hold', object: ['cup', 'knife'] }, { verb: 'hold', object: 'knife' });
       configError(() => Taxonomy.load(write(d)), "key 'rules.2.object'", 'duplicate rule for (hold, knife), first defined at rules.1.object.1');
+      const o = minimal();
+      o.rules[0].object = ['person', 3];
+      configError(() => Taxonomy.load(write(o)), "key 'rules.0.object.1': expected string, found number");
+      o.rules[0].object = 7;
+      configError(() => Taxonomy.load(write(o)), "key 'rules.0.object': expected a name or a list of names, found number");
       const c = minimal();
       c.verbs = { stab: 'stabbing', knife_attack: 'stabbing' };
       configError(() => Taxonomy.load(write(c)), "phrase 'stabbing' is also the phrase of verb");

@@ -32,8 +32,8 @@ export const NORMAL_ENTRIES: readonly NormalEntry[] = [
   W('hold', 'bottle', 1), W('hold', 'cup', 1), W('hold', 'phone', 1), W('hold', 'bag', 1), W('hold', 'ball', 1),
   W('carry', 'bag', 1), W('carry', 'ball', 1), W('carry', 'bottle', 1),
   W('talk_on', 'phone', 1.5),
-  W('hand_over', 'bottle', 0.6), W('hand_over', 'cup', 0.6), W('hand_over', 'phone', 0.6),
-  W('hand_over', 'bag', 0.6), W('hand_over', 'ball', 0.6),
+  W('hand_over', 'bottle', 1), W('hand_over', 'cup', 1), W('hand_over', 'phone', 1),
+  W('hand_over', 'bag', 1), W('hand_over', 'ball', 1),
   W('throw', 'ball', 1.5), W('kick', 'ball', 1.5),
   // hard negatives: weapons in everyday, non-threatening use
   W('hold', 'knife', 1, true), W('hold', 'gun', 1, true), W('hold', 'bat', 1, true),

@@ -446,20 +446,28 @@ export function anomalyPlan(rng: Rng, kind: AnomalyKind): GroupPlan {
       const xb = x + f * D;
       // ---- victim B (faces A)
       const poseB = basePose(b, d);
+      // the victim's legs (and a back arm that only hangs) may counterbalance
+      const freeB = { arm: true, leg: true };
       if (kind === 'point_at') {
         poseB.lean = d.u(-0.12, -0.02);
-        poseB.arms = victimVariant === 0
-          ? [{ a1: d.u(2.3, 2.7), a2: d.u(2.8, 3.1) }, { a1: -d.u(2.3, 2.7), a2: -d.u(2.8, 3.1) }] // hands up
-          : [{ a1: d.u(1.4, 1.8), a2: d.u(2.2, 2.7) }, { a1: d.u(-0.3, -0.1), a2: d.u(-0.2, 0.0) }];
+        if (victimVariant === 0) {
+          // hands up
+          poseB.arms = [{ a1: d.u(2.3, 2.7), a2: d.u(2.8, 3.1) }, { a1: -d.u(2.3, 2.7), a2: -d.u(2.8, 3.1) }];
+          freeB.arm = false;
+        } else {
+          // a warding hand raised toward the gun
+          poseB.arms = [{ a1: d.u(1.9, 2.3), a2: d.u(2.5, 2.9) }, { a1: d.u(-0.3, -0.1), a2: d.u(-0.2, 0.0) }];
+        }
       } else if (kind === 'kick' && victimVariant === 0) {
         poseB.lean = d.u(0.12, 0.25); // doubled over
         poseB.arms = [{ a1: d.u(0.5, 0.8), a2: d.u(0.9, 1.3) }, { a1: d.u(0.1, 0.3), a2: d.u(0.6, 1.0) }];
+        freeB.arm = false;
       } else {
         poseB.lean = d.u(-0.25, -0.1); // recoiling
         poseB.arms = [{ a1: d.u(1.9, 2.5), a2: d.u(2.5, 3.0) }, { a1: d.u(-1.2, -0.6), a2: d.u(-1.0, -0.4) }];
         poseB.legs = stance(d, [0.02, 0.08], [-0.2, -0.1]);
       }
-      const pb = buildPerson(personSpec(b, xb, gy, H, poseB), { arm: false, leg: false });
+      const pb = buildPerson(personSpec(b, xb, gy, H, poseB), freeB);
       const sb = pb.sk;
       // ---- attacker A
       const poseA = basePose(a, d);

@@ -254,7 +254,7 @@ function limb(a: Pt, b: Pt, r0: number, r1: number): Poly {
 
 /** The person's polygons in drawing order (legs, pelvis, torso, head, arms). */
 export function personPolys(p: PersonSpec, sk: Skeleton): ColoredPoly[] {
-  const { H, style: st, facing: f } = p;
+  const { H, style: st } = p;
   const out: ColoredPoly[] = [];
   const legOrder = [1, 0];
   for (const i of legOrder) {

@@ -1,0 +1,66 @@
+import * as zlib from 'node:zlib';
+
+/**
+ * Minimal PNG writer: 8-bit RGB or RGBA, one IDAT chunk, filter "Up" on every row, zlib with
+ * the RLE strategy. Measured on 256x256 scenes: RLE is 2-5x faster than the default strategy
+ * (deflate's match search is the cost on noisy images) for files within a few percent of level 6,
+ * and "Up" compresses these scenes as well as adaptive filtering at a fraction of the time.
+ * Deterministic for a given zlib; decoded pixels are identical everywhere.
+ */
+
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+/** CRC-32 (ISO-HDLC, as PNG chunks use) of bytes [start, end). */
+export function crc32(buf: Uint8Array, start = 0, end = buf.length): number {
+  let c = 0xffffffff;
+  for (let i = start; i < end; i++) c = CRC_TABLE[(c ^ buf[i]) & 255] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+const SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+function chunk(type: string, data: Uint8Array): Buffer {
+  const out = Buffer.alloc(12 + data.length);
+  out.writeUInt32BE(data.length, 0);
+  out.write(type, 4, 'ascii');
+  out.set(data, 8);
+  out.writeUInt32BE(crc32(out, 4, 8 + data.length), 8 + data.length);
+  return out;
+}
+
+export function encodePng(pixels: Uint8Array, width: number, height: number, channels: 3 | 4 = 3): Buffer {
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
+    throw new RangeError(`encodePng: width and height must be positive integers, got ${width}x${height}`);
+  }
+  if (channels !== 3 && channels !== 4) throw new RangeError(`encodePng: channels must be 3 or 4, got ${channels}`);
+  const stride = width * channels;
+  if (pixels.length !== stride * height) {
+    throw new RangeError(`encodePng: expected ${stride * height} bytes for ${width}x${height}x${channels}, got ${pixels.length}`);
+  }
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = channels === 3 ? 2 : 6; // colour type: truecolour (+ alpha)
+  ihdr[10] = 0; // deflate
+  ihdr[11] = 0; // adaptive filtering (we always pick Up)
+  ihdr[12] = 0; // no interlace
+  const raw = Buffer.allocUnsafe((stride + 1) * height);
+  for (let y = 0; y < height; y++) {
+    const o = y * (stride + 1);
+    const r = y * stride;
+    raw[o] = 2; // filter type Up: byte - byte above
+    if (y === 0) raw.set(pixels.subarray(0, stride), o + 1);
+    else for (let i = 0; i < stride; i++) raw[o + 1 + i] = (pixels[r + i] - pixels[r - stride + i]) & 255;
+  }
+  const idat = zlib.deflateSync(raw, { level: 6, strategy: zlib.constants.Z_RLE });
+  return Buffer.concat([SIGNATURE, chunk('IHDR', ihdr), chunk('IDAT', idat), chunk('IEND', new Uint8Array(0))]);
+}

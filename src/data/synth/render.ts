@@ -1,0 +1,72 @@
+import { Rng } from '../rng';
+import { Canvas, boxBlur, createCanvas, fillPolygon, fillVerticalGradient, shadePolygon } from './raster';
+import type { SceneLayout } from './scene';
+
+/**
+ * Draws a scene layout: background gradients, backdrop, floor shadows, people and things far
+ * to near, the occluder, then the camera: blur (optics), lighting (brightness, contrast, tint,
+ * gradient) and Gaussian noise (sensor). Cost at 256 px: about 1 ms of drawing plus the effects.
+ */
+
+/** Gaussian samples shared by every scene (seeded, so identical everywhere). */
+const NOISE_TABLE = (() => {
+  const rng = new Rng('synth-noise-table');
+  const t = new Float32Array(4096);
+  for (let i = 0; i < t.length; i++) t[i] = rng.normal();
+  return t;
+})();
+
+export interface RenderOptions {
+  /** Also fill an owner map: the record id painting each pixel (-1 background, -2 occluder). */
+  withIds?: boolean;
+}
+
+export function renderLayout(layout: SceneLayout, opts: RenderOptions = {}): Canvas {
+  const c = createCanvas(layout.width, layout.height, opts.withIds ?? false);
+  const bg = layout.background;
+  fillVerticalGradient(c, 0, Math.ceil(bg.horizon), bg.upperTop, bg.upperBottom);
+  fillVerticalGradient(c, Math.ceil(bg.horizon), layout.height, bg.lowerTop, bg.lowerBottom);
+  for (const p of layout.backdrop) fillPolygon(c, p.poly, p.color, -1);
+  for (const s of layout.shadows) shadePolygon(c, s, 0.72);
+  layout.entities.forEach((e, i) => {
+    const id = layout.entityIds[i];
+    for (const p of e.polys) fillPolygon(c, p.poly, p.color, id);
+  });
+  for (const p of layout.occluders) fillPolygon(c, p.poly, p.color, -2);
+  const fx = layout.effects;
+  boxBlur(c, fx.blurRadius, fx.blurPasses);
+  applyLightAndNoise(c, layout);
+  return c;
+}
+
+/** One pass: v' = clamp(((v - 128) * contrast + 128 + brightness) * tint[ch] * gain(x, y) + noise). */
+function applyLightAndNoise(c: Canvas, layout: SceneLayout): void {
+  const fx = layout.effects;
+  const [g0, gx, gy] = fx.gradient;
+  const identity =
+    fx.brightness === 0 && fx.contrast === 1 && gx === 0 && gy === 0 && g0 === 1 &&
+    fx.tint[0] === 1 && fx.tint[1] === 1 && fx.tint[2] === 1;
+  const sigma = fx.noiseSigma;
+  if (identity && sigma === 0) return;
+  const data = c.rgb, w = c.width, h = c.height;
+  const ctr = fx.contrast, off = 128 - 128 * ctr + fx.brightness;
+  const t0 = fx.tint[0], t1 = fx.tint[1], t2 = fx.tint[2];
+  // xorshift32 indexes the Gaussian table: a full-precision Box-Muller per value costs ~5x more
+  let s = fx.noiseSeed | 0 || 0x9e3779b9;
+  let o = 0;
+  for (let y = 0; y < h; y++) {
+    let gain = g0 + gy * y;
+    for (let x = 0; x < w; x++, o += 3, gain += gx) {
+      for (let ch = 0; ch < 3; ch++) {
+        let v = (data[o + ch] * ctr + off) * (ch === 0 ? t0 : ch === 1 ? t1 : t2) * gain;
+        if (sigma > 0) {
+          s ^= s << 13;
+          s ^= s >>> 17;
+          s ^= s << 5;
+          v += sigma * NOISE_TABLE[s & 4095];
+        }
+        data[o + ch] = v <= 0 ? 0 : v >= 255 ? 255 : Math.floor(v + 0.5);
+      }
+    }
+  }
+}
