@@ -8,6 +8,8 @@
  * | Cumsum             | transposes the result when axis is not the last: wrong shape    | plain reverse cumsum |
  * | SquaredDifference  | does not reduce over broadcast axes: wrong shape for `b` scalar | reduced and reshaped like Sub |
  * | Tile               | throws for rank > 4; slices in a loop                           | reshape + sum per tiled axis, any rank |
+ * | ResizeBilinear, ResizeNearestNeighbor | the grad kernels ignore halfPixelCenters (all backends); the cpu ones are wrong for batch > 1 (nearest) and non-square images (bilinear: H and W swapped) | separable interpolation matrices: dx = Ah^T dy Aw, exact adjoint of the forward, when halfPixelCenters or on cpu; the native kernel otherwise (wasm and tensorflow are right) |
+ * | Less, LessEqual, Greater, Equal, NotEqual, Logical*, All, Any | no gradient: "gradient function not found" as soon as a mask depends on a variable | zero gradients (TensorFlow's NotDifferentiable) |
  *
  * Still unsupported by tfjs and not patched: gradients of StridedSlice, of `tf.fused.conv2d`
  * with dilations (its gradient is a customGrad inside the op), of depthwise convolutions with
@@ -63,6 +65,36 @@ export function installGradientFixes(): void {
     },
   });
 
+  for (const kernelName of [tf.ResizeBilinear, tf.ResizeNearestNeighbor]) {
+    const original = tf.getGradient(kernelName);
+    const nearest = kernelName === tf.ResizeNearestNeighbor;
+    tf.registerGradient({
+      kernelName,
+      inputsToSave: ['images'],
+      gradFunc: (dy, saved, attrs) => {
+        const { alignCorners, halfPixelCenters } = attrs as unknown as tf.ResizeBilinearAttrs;
+        if (!halfPixelCenters && tf.getBackend() !== 'cpu') return original.gradFunc(dy, saved, attrs);
+        const [images] = saved;
+        return { images: () => resizeGrad(dy as Tensor4D, images.shape, alignCorners, halfPixelCenters, nearest) };
+      },
+    });
+  }
+
+  // Comparisons and logic: no gradient, like TensorFlow's NotDifferentiable ops.
+  const notDifferentiable: Array<[string, string[]]> = [
+    [tf.Less, ['a', 'b']], [tf.LessEqual, ['a', 'b']], [tf.Greater, ['a', 'b']], [tf.Equal, ['a', 'b']],
+    [tf.NotEqual, ['a', 'b']], [tf.LogicalAnd, ['a', 'b']], [tf.LogicalOr, ['a', 'b']], [tf.LogicalXor, ['a', 'b']],
+    [tf.LogicalNot, ['x']], [tf.All, ['x']], [tf.Any, ['x']],
+  ];
+  for (const [kernelName, inputs] of notDifferentiable) {
+    if (tf.getGradient(kernelName) !== undefined) continue;
+    tf.registerGradient({
+      kernelName,
+      inputsToSave: inputs,
+      gradFunc: (_dy, saved) => Object.fromEntries(inputs.map((name, i) => [name, () => tf.zerosLike(saved[i])])),
+    });
+  }
+
   tf.registerGradient({
     kernelName: tf.Tile,
     inputsToSave: ['x'],
@@ -98,6 +130,61 @@ function tileGrad(dy: Tensor, xShape: number[], reps: number[]): Tensor {
     shape[i] = xShape[i];
   }
   return tf.reshape(g, xShape);
+}
+
+/**
+ * The [outSize, inSize] matrix A of a 1-D resize as tfjs computes it (cpu kernels'
+ * formulas), so that y = A x along that axis. Nearest: one 1 per row; bilinear: weights
+ * (1 - f, f) on floor / ceil of the source coordinate.
+ */
+export function resizeMatrix(inSize: number, outSize: number, alignCorners: boolean, halfPixelCenters: boolean,
+  nearest: boolean): Float32Array {
+  const a = new Float32Array(outSize * inSize);
+  const effIn = alignCorners && outSize > 1 ? inSize - 1 : inSize;
+  const effOut = alignCorners && outSize > 1 ? outSize - 1 : outSize;
+  const ratio = effIn / effOut;
+  for (let r = 0; r < outSize; r++) {
+    if (nearest) {
+      const frac = halfPixelCenters ? ratio * (r + 0.5) : ratio * r;
+      let src = Math.min(inSize - 1, alignCorners ? Math.round(frac) : Math.floor(frac));
+      if (halfPixelCenters) src = Math.max(0, src);
+      a[r * inSize + src] = 1;
+    } else {
+      const frac = halfPixelCenters ? ratio * (r + 0.5) - 0.5 : ratio * r;
+      const lo = Math.max(0, Math.floor(frac));
+      const hi = Math.min(inSize - 1, Math.ceil(frac));
+      const f = frac - lo;
+      a[r * inSize + lo] += 1 - f;
+      a[r * inSize + hi] += f;
+    }
+  }
+  return a;
+}
+
+function transposed(a: Float32Array, rows: number, cols: number): Float32Array {
+  const t = new Float32Array(rows * cols);
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) t[j * rows + i] = a[i * cols + j];
+  return t;
+}
+
+/**
+ * Gradient of a resize, y = Ah x Aw^T per image and channel: dx = Ah^T dy Aw, two matMuls.
+ * Costs O(inSize) per element, against O(1) for the grad kernels: used only where those are
+ * wrong.
+ */
+function resizeGrad(dy: Tensor4D, imagesShape: number[], alignCorners: boolean, halfPixelCenters: boolean,
+  nearest: boolean): Tensor {
+  return tf.tidy(() => {
+    const [B, H, W, C] = imagesShape;
+    const [, oh, ow] = dy.shape;
+    const ahT = tf.tensor2d(transposed(resizeMatrix(H, oh, alignCorners, halfPixelCenters, nearest), oh, H), [H, oh]);
+    const awT = tf.tensor2d(transposed(resizeMatrix(W, ow, alignCorners, halfPixelCenters, nearest), ow, W), [W, ow]);
+    const rows = tf.reshape(tf.transpose(dy, [1, 0, 2, 3]), [oh, B * ow * C]); // [oh, B*ow*C]
+    const h = tf.reshape(tf.matMul(ahT, rows), [H, B, ow, C]); // rows resized back: [H, B, ow, C]
+    const cols = tf.reshape(tf.transpose(h, [2, 1, 0, 3]), [ow, B * H * C]); // [ow, B*H*C]
+    const w = tf.reshape(tf.matMul(awT, cols), [W, B, H, C]);
+    return tf.transpose(w, [1, 2, 0, 3]); // [B, H, W, C]
+  });
 }
 
 /**

@@ -54,13 +54,35 @@ export function encodePng(pixels: Uint8Array, width: number, height: number, cha
   ihdr[11] = 0; // adaptive filtering (we always pick Up)
   ihdr[12] = 0; // no interlace
   const raw = Buffer.allocUnsafe((stride + 1) * height);
+  const diff = upDifferences(pixels, stride, height);
   for (let y = 0; y < height; y++) {
     const o = y * (stride + 1);
-    const r = y * stride;
-    raw[o] = 2; // filter type Up: byte - byte above
-    if (y === 0) raw.set(pixels.subarray(0, stride), o + 1);
-    else for (let i = 0; i < stride; i++) raw[o + 1 + i] = (pixels[r + i] - pixels[r - stride + i]) & 255;
+    raw[o] = 2; // filter type Up: byte minus the byte above
+    raw.set(diff.subarray(y * stride, (y + 1) * stride), o + 1);
   }
   const idat = zlib.deflateSync(raw, { level: 6, strategy: zlib.constants.Z_RLE });
   return Buffer.concat([SIGNATURE, chunk('IHDR', ihdr), chunk('IDAT', idat), chunk('IEND', new Uint8Array(0))]);
+}
+
+/**
+ * Bytes minus the bytes one row above (the first row unchanged), mod 256. Four bytes at a time
+ * when the rows are 4-byte aligned: per-byte subtraction without borrows between bytes
+ * (Hacker's Delight 2-18), ~4x faster than a byte loop.
+ */
+function upDifferences(pixels: Uint8Array, stride: number, height: number): Uint8Array {
+  const n = stride * height;
+  const out = new Uint8Array(n);
+  out.set(pixels.subarray(0, stride));
+  if (stride % 4 === 0 && pixels.byteOffset % 4 === 0) {
+    const a = new Uint32Array(pixels.buffer, pixels.byteOffset, n >> 2);
+    const d = new Uint32Array(out.buffer, 0, n >> 2);
+    const s4 = stride >> 2;
+    for (let i = s4; i < a.length; i++) {
+      const x = a[i], y = a[i - s4];
+      d[i] = (((x | 0x80808080) >>> 0) - ((y & 0x7f7f7f7f) >>> 0)) ^ ((x ^ ~y) & 0x80808080);
+    }
+  } else {
+    for (let i = stride; i < n; i++) out[i] = (pixels[i] - pixels[i - stride]) & 255;
+  }
+  return out;
 }

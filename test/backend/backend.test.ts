@@ -206,6 +206,30 @@ describe('backend: gradient fixes (both backends, against hand-written reference
     }
   });
 
+  it('resize gradients are the exact adjoint of the forward (batch > 1, non-square, alignCorners, halfPixelCenters)', async () => {
+    const [B, H, W, C] = [2, 4, 5, 2];
+    const n = H * W * C;
+    for (const nearest of [true, false]) {
+      for (const [size, alignCorners, halfPixelCenters] of [[[7, 11], false, false], [[7, 11], true, false], [[9, 6], false, true], [[3, 3], false, true]] as const) {
+        const resize = (v: tf.Tensor): tf.Tensor => nearest
+          ? tf.image.resizeNearestNeighbor(v as tf.Tensor4D, [size[0], size[1]], alignCorners, halfPixelCenters)
+          : tf.image.resizeBilinear(v as tf.Tensor4D, [size[0], size[1]], alignCorners, halfPixelCenters);
+        const label = `${nearest ? 'nearest' : 'bilinear'} ${size} alignCorners=${alignCorners} halfPixelCenters=${halfPixelCenters}`;
+        for (const be of backends) {
+          const [grad, adjoint] = await valuesOn(be, () => {
+            const wt = tf.sin(tf.reshape(tf.range(0, B * size[0] * size[1] * C, 1, 'float32'), [B, size[0], size[1], C]));
+            const g = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(resize(v), wt)))(tf.ones([B, H, W, C]));
+            // Adjoint from the forward itself: resize every one-hot image, weight, sum.
+            const basis = resize(tf.reshape(tf.oneHot(tf.range(0, n, 1, 'int32'), n), [n, H, W, C])); // [n, oh, ow, C]
+            const perImage = tf.unstack(wt).map((w) => tf.reshape(tf.sum(tf.mul(basis, w), [1, 2, 3]), [H, W, C]));
+            return [g, tf.stack(perImage)];
+          });
+          assert.ok(relDiff(grad, adjoint) <= 1e-5, `${be} ${label}: ${relDiff(grad, adjoint)}`);
+        }
+      }
+    }
+  });
+
   it('tile of a rank-5 tensor: gradient sums the copies', async () => {
     const xShape = [2, 1, 3, 1, 2], reps = [1, 3, 1, 2, 2];
     const yShape = xShape.map((d, i) => d * reps[i]);

@@ -163,9 +163,14 @@ describe('backend: composite wasm kernels vs cpu', function () {
       const ids = Int32Array.from({ length: n }, () =>
         c.outOfRange && rng.int(0, 3) === 0 ? rng.pick([-1, c.numSegments, c.numSegments + 3]) : rng.int(0, c.numSegments - 1));
       const x = await cpuData(c.xShape, 700 + i);
-      const compute = (): tf.Tensor => tf.unsortedSegmentSum(tf.tensor(x, c.xShape), tf.tensor(ids, idShape, 'int32'), c.numSegments);
-      const [ref] = await valuesOn('cpu', compute);
-      const [got] = await valuesOn('wasm', compute);
+      const compute = (flat: boolean) => (): tf.Tensor => {
+        // The cpu kernel takes rank-1 ids only: its reference sees the ids and rows flattened.
+        const shape = flat ? [n, ...c.xShape.slice(idShape.length)] : c.xShape;
+        const idT: tf.Tensor = tf.tensor(ids, flat ? [n] : idShape, 'int32');
+        return tf.unsortedSegmentSum(tf.tensor(x, shape), idT as tf.Tensor1D, c.numSegments);
+      };
+      const [ref] = await valuesOn('cpu', compute(true));
+      const [got] = await valuesOn('wasm', compute(false));
       const d = relDiff(got, ref);
       table.add('UnsortedSegmentSum', d);
       assert.ok(d <= TOL, `UnsortedSegmentSum x[${c.xShape}] ids[${idShape}] n=${c.numSegments}: ${d}`);

@@ -137,15 +137,24 @@ export function buildPerson(spec: PersonSpec, free: { arm: boolean; leg: boolean
   return first;
 }
 
-/** Builds a thing; if its own shape misses the centre pixel (thin shapes at low resolution), turns it slightly. */
+/**
+ * Builds a thing; if its own shape misses the centre pixel (thin shapes at low resolution),
+ * turns it slightly, then enlarges it slightly.
+ */
 export function buildThing(spec: ThingSpec): Entity {
-  const make = (angle: number): Entity =>
-    makeEntity(spec.category, thingPolys({ ...spec, angle }), spec.style.colors[0]).e;
-  const first = make(spec.angle);
+  const make = (angle: number, grow: number): Entity =>
+    makeEntity(
+      spec.category,
+      thingPolys({ ...spec, angle, style: { ...spec.style, size: spec.style.size * grow } }),
+      spec.style.colors[0],
+    ).e;
+  const first = make(spec.angle, 1);
   if (centreCovered(first)) return first;
-  for (const d of [0.06, -0.06, 0.12, -0.12, 0.2, -0.2]) {
-    const e = make(spec.angle + d);
-    if (centreCovered(e)) return e;
+  for (const grow of [1, 1.12, 1.25]) {
+    for (const d of [0.06, -0.06, 0.12, -0.12, 0.2, -0.2]) {
+      const e = make(spec.angle + d, grow);
+      if (centreCovered(e)) return e;
+    }
   }
   return first;
 }
@@ -262,7 +271,10 @@ export function soloPlan(rng: Rng, verb: SoloVerb | null, category: ThingCategor
         if (category === 'phone') dy = d.u(0.06, 0.12);
         if (category === 'bag') dy = d.u(0.18, 0.26);
         pose.arms[0] = { x: sh.x + f * dx * H, y: sh.y + dy * H };
-        const e = category === 'knife' ? d.u(-0.7, 0.5) : category === 'gun' ? d.u(-1.45, -0.7) : d.u(0.9, 1.45);
+        // knife forward (cutting, showing), gun lowered, bat upright or resting tip-down
+        const e = category === 'knife' ? d.u(-0.7, 0.5)
+          : category === 'gun' ? d.u(-1.45, -0.7)
+          : variant === 0 ? d.u(1.2, 1.5) : d.u(-1.5, -1.15);
         thing = ({ sk, H: h }) => {
           const hand = sk.hand[0];
           switch (category) {

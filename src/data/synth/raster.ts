@@ -261,39 +261,54 @@ export function fillVerticalGradient(c: Canvas, y0: number, y1: number, top: Rgb
 
 /**
  * Separable box blur of radius r (window 2r+1), edges clamped; `passes` times (two passes
- * approximate a Gaussian). Integer sums, one rounding per pass.
+ * approximate a Gaussian). Running sums over an edge-padded row, then one running sum per
+ * column walking down the rows (cache friendly); results rounded half to even by clamped stores.
  */
 export function boxBlur(c: Canvas, r: number, passes: number): void {
   if (r < 1 || passes < 1) return;
-  const w = c.width, h = c.height, data = c.rgb;
-  const tmp = new Uint8Array(data.length);
+  const w = c.width, h = c.height;
+  const stride = w * 3;
+  const data = new Uint8ClampedArray(c.rgb.buffer, c.rgb.byteOffset, c.rgb.length);
+  const tmp = new Uint8ClampedArray(data.length);
+  const pad = new Uint8Array((w + 2 * r + 1) * 3);
+  const sums = new Float64Array(stride);
   const inv = 1 / (2 * r + 1);
   for (let p = 0; p < passes; p++) {
     // horizontal: data -> tmp
     for (let y = 0; y < h; y++) {
-      const row = y * w * 3;
-      for (let ch = 0; ch < 3; ch++) {
-        let sum = 0;
-        for (let k = -r; k <= r; k++) sum += data[row + Math.min(w - 1, Math.max(0, k)) * 3 + ch];
-        for (let x = 0; x < w; x++) {
-          tmp[row + x * 3 + ch] = Math.floor(sum * inv + 0.5);
-          const add = Math.min(w - 1, x + r + 1), sub = Math.max(0, x - r);
-          sum += data[row + add * 3 + ch] - data[row + sub * 3 + ch];
-        }
+      const row = y * stride;
+      pad.set(data.subarray(row, row + stride), r * 3);
+      for (let k = 0; k < r; k++) pad.copyWithin(k * 3, r * 3, r * 3 + 3);
+      for (let k = r + w; k < w + 2 * r + 1; k++) pad.copyWithin(k * 3, (r + w - 1) * 3, (r + w) * 3);
+      let s0 = 0, s1 = 0, s2 = 0;
+      for (let k = 0; k <= 2 * r; k++) {
+        s0 += pad[k * 3];
+        s1 += pad[k * 3 + 1];
+        s2 += pad[k * 3 + 2];
+      }
+      const lag = (2 * r + 1) * 3;
+      for (let x = 0, o = 0; x < w; x++, o += 3) {
+        tmp[row + o] = s0 * inv;
+        tmp[row + o + 1] = s1 * inv;
+        tmp[row + o + 2] = s2 * inv;
+        s0 += pad[o + lag] - pad[o];
+        s1 += pad[o + lag + 1] - pad[o + 1];
+        s2 += pad[o + lag + 2] - pad[o + 2];
       }
     }
     // vertical: tmp -> data
-    const stride = w * 3;
-    for (let x = 0; x < w; x++) {
-      for (let ch = 0; ch < 3; ch++) {
-        const col = x * 3 + ch;
-        let sum = 0;
-        for (let k = -r; k <= r; k++) sum += tmp[Math.min(h - 1, Math.max(0, k)) * stride + col];
-        for (let y = 0; y < h; y++) {
-          data[y * stride + col] = Math.floor(sum * inv + 0.5);
-          const add = Math.min(h - 1, y + r + 1), sub = Math.max(0, y - r);
-          sum += tmp[add * stride + col] - tmp[sub * stride + col];
-        }
+    sums.fill(0);
+    for (let k = -r; k <= r; k++) {
+      const src = Math.min(h - 1, Math.max(0, k)) * stride;
+      for (let i = 0; i < stride; i++) sums[i] += tmp[src + i];
+    }
+    for (let y = 0; y < h; y++) {
+      const row = y * stride;
+      const addRow = Math.min(h - 1, y + r + 1) * stride, subRow = Math.max(0, y - r) * stride;
+      for (let i = 0; i < stride; i++) {
+        const sum = sums[i];
+        data[row + i] = sum * inv;
+        sums[i] = sum + tmp[addRow + i] - tmp[subRow + i];
       }
     }
   }

@@ -48,25 +48,31 @@ function applyLightAndNoise(c: Canvas, layout: SceneLayout): void {
     fx.tint[0] === 1 && fx.tint[1] === 1 && fx.tint[2] === 1;
   const sigma = fx.noiseSigma;
   if (identity && sigma === 0) return;
-  const data = c.rgb, w = c.width, h = c.height;
-  const ctr = fx.contrast, off = 128 - 128 * ctr + fx.brightness;
-  const t0 = fx.tint[0], t1 = fx.tint[1], t2 = fx.tint[2];
-  // xorshift32 indexes the Gaussian table: a full-precision Box-Muller per value costs ~5x more
+  const w = c.width, h = c.height;
+  // a clamped view rounds (half to even) and clamps on store: no branches per value
+  const out = new Uint8ClampedArray(c.rgb.buffer, c.rgb.byteOffset, c.rgb.length);
+  const src = c.rgb;
+  const off = 128 - 128 * fx.contrast + fx.brightness;
+  const m0 = fx.contrast * fx.tint[0], m1 = fx.contrast * fx.tint[1], m2 = fx.contrast * fx.tint[2];
+  const o0 = off * fx.tint[0], o1 = off * fx.tint[1], o2 = off * fx.tint[2];
+  // xorshift32 indexes a Gaussian table: a Box-Muller per value would cost ~5x more
   let s = fx.noiseSeed | 0 || 0x9e3779b9;
+  const table = NOISE_TABLE;
   let o = 0;
   for (let y = 0; y < h; y++) {
-    let gain = g0 + gy * y;
-    for (let x = 0; x < w; x++, o += 3, gain += gx) {
-      for (let ch = 0; ch < 3; ch++) {
-        let v = (data[o + ch] * ctr + off) * (ch === 0 ? t0 : ch === 1 ? t1 : t2) * gain;
-        if (sigma > 0) {
-          s ^= s << 13;
-          s ^= s >>> 17;
-          s ^= s << 5;
-          v += sigma * NOISE_TABLE[s & 4095];
-        }
-        data[o + ch] = v <= 0 ? 0 : v >= 255 ? 255 : Math.floor(v + 0.5);
+    const rowGain = g0 + gy * y;
+    for (let x = 0; x < w; x++, o += 3) {
+      const gain = rowGain + gx * x;
+      let n0 = 0, n1 = 0, n2 = 0;
+      if (sigma > 0) {
+        s ^= s << 13; s ^= s >>> 17; s ^= s << 5;
+        n0 = sigma * table[s & 4095];
+        n1 = sigma * table[(s >>> 12) & 4095];
+        n2 = sigma * table[(s >>> 20) & 4095];
       }
+      out[o] = (src[o] * m0 + o0) * gain + n0;
+      out[o + 1] = (src[o + 1] * m1 + o1) * gain + n1;
+      out[o + 2] = (src[o + 2] * m2 + o2) * gain + n2;
     }
   }
 }

@@ -185,12 +185,12 @@ function placeGroups(rng: Rng, plans: Plan[], P: Perspective): Placed[] {
     const [l, t, r, b] = ref.map((v) => v / 100);
     let best: { x: number; gy: number; H: number; score: number } | null = null;
     for (let attempt = 0; attempt < 24; attempt++) {
-      const gy = rng.uniform(P.gyMin, P.gyMax);
+      let gy = rng.uniform(P.gyMin, P.gyMax);
       // later tries also shrink the group (people differ in size; a crowded image needs it)
       let H = P.heightAt(gy) * Math.max(0.6, 1 - 0.04 * Math.max(0, attempt - 8));
+      H = Math.min(H, (S - 3) / (r - l), (S - 3) / (b - t));
       if (t < 0) H = Math.min(H, (gy - 1.5) / -t);
-      if (b > 0) H = Math.min(H, (S - 1.5 - gy) / b);
-      H = Math.min(H, (S - 3) / (r - l));
+      gy = Math.min(gy, S - 1.5 - b * H);
       const x = rng.uniform(1.5 - l * H, S - 1.5 - r * H);
       const box: Box = [x + l * H, gy + t * H, x + r * H, gy + b * H];
       let score = 0;
@@ -360,9 +360,10 @@ function sampleBackground(rng: Rng, S: number, horizon: number, clutter: number)
 
 /**
  * A crate, pillar or plant in front of part of a person or thing. It may hide up to half of a
- * box, never a box-centre pixel (the records' boxes stay amodal, the centre stays visible).
+ * box, never a box-centre pixel (the records' boxes stay amodal, the centre stays visible) and
+ * never an interaction point (`keep`: the midpoint of subject and object box centres).
  */
-function sampleOccluder(rng: Rng, entities: Entity[], S: number): ColoredPoly[] {
+function sampleOccluder(rng: Rng, entities: Entity[], keep: Array<[number, number]>, S: number): ColoredPoly[] {
   if (entities.length === 0) return [];
   const weights = entities.map((e) => (e.category === 'person' ? 3 : 1));
   for (let attempt = 0; attempt < 8; attempt++) {
@@ -381,7 +382,7 @@ function sampleOccluder(rng: Rng, entities: Entity[], S: number): ColoredPoly[] 
       ];
     } else if (kind === 1) {
       // pillar hiding one side
-      const pw = w * rng.uniform(0.15, 0.3);
+      const pw = Math.max(2, w * rng.uniform(0.12, 0.22));
       const x1 = rng.chance(0.5) ? target[0] - pw * rng.uniform(0, 0.6) : target[2] - pw * rng.uniform(0.4, 1);
       polys = [{ poly: rectPoly(x1, 0, x1 + pw, S), color: jitter(rng, rng.pick([0xd8d8d0, 0x8a8a88, 0x6a4a30]), 10) }];
     } else {
@@ -390,7 +391,7 @@ function sampleOccluder(rng: Rng, entities: Entity[], S: number): ColoredPoly[] 
       const cx = rng.chance(0.5) ? target[0] : target[2];
       polys = [{ poly: ellipsePoly(cx, target[3] - r * 0.6, r, r * 0.8), color: jitter(rng, 0x3a7a30, 16) }];
     }
-    let ok = true;
+    let ok = !keep.some(([x, y]) => polys.some((p) => polygonCovers(p.poly, x, y)));
     for (const e of entities) {
       const [px, py] = centrePixel(e.box);
       if (polys.some((p) => polygonCovers(p.poly, px + 0.5, py + 0.5))) ok = false;
@@ -448,7 +449,12 @@ export function layoutScene(seed: number, index: number, opts: SynthOptions): Sc
   });
   for (const h of hoiEntity) hois.push({ subject: entityIds[h.s], object: entityIds[h.o], verb: h.verb });
 
-  const occluders = rng.chance(opts.occlusion) ? sampleOccluder(rng, entities, S) : [];
+  const centre = (b: Box): [number, number] => [(b[0] + b[2]) / 2, (b[1] + b[3]) / 2];
+  const keep = hois.map((h): [number, number] => {
+    const [sx, sy] = centre(objects[h.subject].box), [ox, oy] = centre(objects[h.object].box);
+    return [(sx + ox) / 2, (sy + oy) / 2];
+  });
+  const occluders = rng.chance(opts.occlusion) ? sampleOccluder(rng, entities, keep, S) : [];
 
   const L = opts.lighting;
   const theta = rng.uniform(0, 2 * Math.PI);

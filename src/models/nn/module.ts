@@ -190,6 +190,8 @@ export abstract class Module {
       const t = given.get(k);
       if (!t) continue;
       const variable = v as tf.Variable;
+      // Same data already (e.g. m.loadStateDict(m.stateDict())): nothing to copy.
+      if (t.dataId === variable.dataId) continue;
       if (t.dtype === variable.dtype) variable.assign(t);
       else tf.tidy(() => variable.assign(t.cast(variable.dtype)));
     }

@@ -127,6 +127,10 @@ describe('nn Module', function () {
     assert.notDeepEqual(w(a, 'head.weight'), w(b, 'head.weight'));
     b.loadStateDict(a.stateDict());
     for (const k of [...PARAMS, ...BUFFERS]) assert.deepEqual(w(b, k), w(a, k), k);
+    // Loading a module's own state (shared data) keeps the values alive.
+    b.loadStateDict(b.stateDict());
+    a.loadStateDict(b.stateDict());
+    for (const k of [...PARAMS, ...BUFFERS]) assert.deepEqual(w(b, k), w(a, k), k);
 
     const before = w(b, 'stem.0.bias');
     const partial = new Map(a.stateDict());

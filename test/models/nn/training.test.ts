@@ -80,12 +80,12 @@ describe('nn training mode', function () {
   });
 
   it('BatchNorm2d training: batch statistics and the momentum update (hand-computed)', () => {
-    const bn = new BatchNorm2d(2, { momentum: 0.1, eps: 0 });
+    const bn = new BatchNorm2d(2, { momentum: 0.1, eps: 1e-5 });
     bn.train();
     // Channel 0 values 1, 2, 3, 6 (mean 3, biased var 3.5, unbiased 14/3); channel 1 all 4.
     const x = tf.tensor4d([1, 4, 2, 4, 3, 4, 6, 4], [2, 1, 2, 2]);
     const y = tf.tidy(() => bn.forward(x)).dataSync();
-    const s = Math.sqrt(3.5);
+    const s = Math.sqrt(3.5 + 1e-5);
     const expectY = [(1 - 3) / s, 0, (2 - 3) / s, 0, 0, 0, (6 - 3) / s, 0];
     y.forEach((v, i) => assert.ok(Math.abs(v - expectY[i]) < 1e-5, `y[${i}] = ${v}, expected ${expectY[i]}`));
     const rm = Array.from(bn.runningMean.dataSync());
@@ -95,7 +95,7 @@ describe('nn training mode', function () {
     // Eval uses the running statistics: (1 - 0.3) / sqrt(rv0).
     bn.eval();
     const ye = tf.tidy(() => bn.forward(x)).dataSync();
-    assert.ok(Math.abs(ye[0] - (1 - 0.3) / Math.sqrt(rv[0])) < 1e-5);
+    assert.ok(Math.abs(ye[0] - (1 - 0.3) / Math.sqrt(rv[0] + 1e-5)) < 1e-5);
     assert.deepEqual(Array.from(bn.runningMean.dataSync()), rm, 'eval does not update the statistics');
     // The update is not part of any gradient and leaves the buffers out of trainableVariables.
     assert.equal(bn.trainableVariables().length, 2);
