@@ -9,7 +9,6 @@ import { log } from '../logger';
  */
 export async function main(argv: string[]): Promise<number> {
   const verbose = argv.includes('--verbose');
-  let failure: unknown = null;
   const parser = yargs(argv)
     .scriptName('hoi2anomaly')
     .usage('$0 <command> [options]\n\nExplainable, HOI-guided image anomaly detection.')
@@ -27,15 +26,15 @@ export async function main(argv: string[]): Promise<number> {
     .wrap(Math.min(110, process.stdout.columns ?? 110))
     .exitProcess(false)
     .fail((msg, err) => {
-      failure = err ?? new UsageFailure(msg);
+      // Throwing stops yargs from running the handler after a validation failure.
+      throw err ?? new UsageFailure(msg);
     });
   try {
     await parser.parseAsync();
+    return 0;
   } catch (err) {
-    failure = failure ?? err;
+    return report(err, verbose);
   }
-  if (failure === null) return 0;
-  return report(failure, verbose);
 }
 
 class UsageFailure extends Error {}

@@ -49,7 +49,12 @@ export interface GroupPlan {
 
 // ---------------------------------------------------------------- entities
 
-/** Box of all polygons, translated by less than half a pixel so that the box centre is an integer point. */
+/**
+ * The entity's box: the polygons are translated by less than half a pixel so that the box centre
+ * is an integer point k, and the box is stored as k +- a half-size rounded up to 1/4 px. So
+ * (x1 + x2) / 2 is exactly k in floating point (and after printing with two decimals), and the
+ * box-centre pixel, floor or round alike, is the one the scene builder checked.
+ */
 export function makeEntity(category: string, polys: ColoredPoly[], primary: Rgb): { e: Entity; dx: number; dy: number } {
   let x1 = Infinity, y1 = Infinity, x2 = -Infinity, y2 = -Infinity;
   for (const p of polys) {
@@ -60,9 +65,11 @@ export function makeEntity(category: string, polys: ColoredPoly[], primary: Rgb)
     y2 = Math.max(y2, b[3]);
   }
   const cx = (x1 + x2) / 2, cy = (y1 + y2) / 2;
-  const dx = Math.round(cx) - cx, dy = Math.round(cy) - cy;
+  const kx = Math.round(cx), ky = Math.round(cy);
+  const dx = kx - cx, dy = ky - cy;
   for (const p of polys) translatePolygon(p.poly, dx, dy);
-  return { e: { category, polys, primary, box: [x1 + dx, y1 + dy, x2 + dx, y2 + dy] }, dx, dy };
+  const hw = Math.ceil(((x2 - x1) / 2) * 4) / 4, hh = Math.ceil(((y2 - y1) / 2) * 4) / 4;
+  return { e: { category, polys, primary, box: [kx - hw, ky - hh, kx + hw, ky + hh] }, dx, dy };
 }
 
 /** The pixel holding the box centre, floor((x1+x2)/2), floor((y1+y2)/2), sampled at its centre. */
