@@ -9,6 +9,7 @@
  * | SquaredDifference  | does not reduce over broadcast axes: wrong shape for `b` scalar | reduced and reshaped like Sub |
  * | Tile               | throws for rank > 4; slices in a loop                           | reshape + sum per tiled axis, any rank |
  * | ResizeBilinear, ResizeNearestNeighbor | the grad kernels ignore halfPixelCenters (all backends); the cpu ones are wrong for batch > 1 (nearest) and non-square images (bilinear: H and W swapped) | separable interpolation matrices: dx = Ah^T dy Aw, exact adjoint of the forward, when halfPixelCenters or on cpu; the native kernel otherwise (wasm and tensorflow are right) |
+ * | FusedBatchNorm      | tiles 1/sqrt(var) to the full input shape (wasm Tile: 20% of a conv-net step), fails for rank != 4 with rank-1 statistics, computes unused full-size terms | broadcasting; per-channel factors taken out of the sums; the tfjs function for unusual shapes |
  * | Less, LessEqual, Greater, Equal, NotEqual, Logical*, All, Any | no gradient: "gradient function not found" as soon as a mask depends on a variable | zero gradients (TensorFlow's NotDifferentiable) |
  *
  * Still unsupported by tfjs and not patched: gradients of StridedSlice, of `tf.fused.conv2d`
@@ -62,6 +63,21 @@ export function installGradientFixes(): void {
         a: () => reduceTo(tf.mul(g, tf.mul(2, tf.sub(a, b))), a.shape),
         b: () => reduceTo(tf.mul(g, tf.mul(2, tf.sub(b, a))), b.shape),
       };
+    },
+  });
+
+  const batchNormOriginal = tf.getGradient(tf.FusedBatchNorm);
+  tf.registerGradient({
+    kernelName: tf.FusedBatchNorm,
+    inputsToSave: ['x', 'mean', 'variance', 'scale'],
+    gradFunc: (dy, saved, attrs) => {
+      const [x, mean, variance, scale] = saved as Array<Tensor | undefined> as [Tensor, Tensor, Tensor, Tensor | undefined];
+      const axes = tf.backend_util.getReductionAxes(mean.shape, x.shape);
+      const scaleAxes = scale == null ? axes : tf.backend_util.getReductionAxes(scale.shape, x.shape);
+      const sameStats = tf.util.arraysEqual(mean.shape, variance.shape);
+      // Factoring scale out of the sums needs it constant along every reduced axis.
+      if (!sameStats || !axes.every((a) => scaleAxes.includes(a))) return batchNormOriginal.gradFunc(dy, saved, attrs);
+      return batchNormGrad(dy as Tensor, x, mean, variance, scale, (attrs as unknown as tf.FusedBatchNormAttrs).varianceEpsilon);
     },
   });
 
@@ -130,6 +146,38 @@ function tileGrad(dy: Tensor, xShape: number[], reps: number[]): Tensor {
     shape[i] = xShape[i];
   }
   return tf.reshape(g, xShape);
+}
+
+/**
+ * Batch norm y = (x - mean) * r * scale + offset, r = 1/sqrt(variance + eps), statistics of the
+ * shape of `mean` broadcast over the reduced axes:
+ *   dx = dy * r * scale               dmean = -r * scale * S(dy)
+ *   dvariance = -r^3/2 * scale * S(dy * (x - mean))   dscale = r * S(dy * (x - mean))
+ *   doffset = S(dy)                   with S the sum over the reduced axes.
+ * Full-size work: one product for dx, one for dy * (x - mean) (shared), and two sums.
+ */
+function batchNormGrad(dy: Tensor, x: Tensor, mean: Tensor, variance: Tensor, scale: Tensor | undefined,
+  eps: number): Record<string, () => Tensor> {
+  const s = scale ?? tf.scalar(1);
+  const r = tf.rsqrt(tf.add(variance, eps)); // shape of mean
+  // Shared by several inputs' gradients, so made here: the engine runs each input's thunk in a
+  // tidy of its own, which would free a tensor cached by the first thunk.
+  const sumDy = reduceTo(dy, mean.shape);
+  const sumDyXm = reduceTo(tf.mul(dy, tf.sub(x, mean)), mean.shape);
+  const getSumDy = (): Tensor => sumDy;
+  const getSumDyXm = (): Tensor => sumDyXm;
+  const grads: Record<string, () => Tensor> = {
+    x: () => tf.reshape(tf.mul(dy, tf.mul(r, s)), x.shape),
+    mean: () => tf.reshape(tf.mul(tf.neg(tf.mul(r, s)), getSumDy()), mean.shape),
+    variance: () => tf.reshape(tf.mul(tf.mul(-0.5, tf.pow(r, 3)), tf.mul(s, getSumDyXm())), mean.shape),
+    offset: () => tf.reshape(getSumDy(), mean.shape),
+  };
+  if (scale != null) {
+    grads.scale = () => tf.util.sizeFromShape(scale.shape) === tf.util.sizeFromShape(mean.shape)
+      ? tf.reshape(tf.mul(r, getSumDyXm()), scale.shape)
+      : reduceTo(tf.mul(dy, tf.mul(tf.sub(x, mean), r)), scale.shape);
+  }
+  return grads;
 }
 
 /**

@@ -13,7 +13,9 @@
  *   the others (initializers).
  *
  * The values tfjs draws for a seed are generated in JavaScript (seedrandom's alea), so they are
- * the same on every backend. Seeds are integers in [0, 2^31).
+ * the same on every backend. Careful: tfjs treats a seed of 0 as "no seed" (`seed ? seed :
+ * Math.random()`), so a literal 0 gives different numbers on every call. The seeds given here are
+ * integers in [1, 2^31).
  */
 let baseSeed = 0;
 let counter = 0;
@@ -55,7 +57,7 @@ export class SeedSequence {
   }
 }
 
-/** murmur3-style finalizer over (a, b), reduced to a non-negative int32. */
+/** murmur3-style finalizer over (a, b), reduced to a positive int32 (never 0: see above). */
 function mix(a: number, b: number): number {
   let h = (Math.imul(a ^ 0x85ebca6b, 0xcc9e2d51) + Math.imul(b, 0x1b873593)) | 0;
   h ^= h >>> 16;
@@ -63,5 +65,5 @@ function mix(a: number, b: number): number {
   h ^= h >>> 13;
   h = Math.imul(h, 0xc2b2ae35);
   h ^= h >>> 16;
-  return h >>> 1;
+  return (h >>> 1) || 1;
 }

@@ -8,20 +8,32 @@ import * as zlib from 'node:zlib';
  * Deterministic for a given zlib; decoded pixels are identical everywhere.
  */
 
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
+/** CRC-32 tables for slicing-by-8 (8 bytes per step; ~4x faster than one table lookup per byte). */
+const CRC_TABLES = (() => {
+  const t = new Uint32Array(8 * 256);
   for (let n = 0; n < 256; n++) {
     let c = n;
     for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
     t[n] = c >>> 0;
+  }
+  for (let n = 0; n < 256; n++) {
+    for (let k = 1; k < 8; k++) t[k * 256 + n] = (t[(k - 1) * 256 + n] >>> 8) ^ t[t[(k - 1) * 256 + n] & 255];
   }
   return t;
 })();
 
 /** CRC-32 (ISO-HDLC, as PNG chunks use) of bytes [start, end). */
 export function crc32(buf: Uint8Array, start = 0, end = buf.length): number {
+  const t = CRC_TABLES;
   let c = 0xffffffff;
-  for (let i = start; i < end; i++) c = CRC_TABLE[(c ^ buf[i]) & 255] ^ (c >>> 8);
+  let i = start;
+  for (; i + 8 <= end; i += 8) {
+    c ^= buf[i] | (buf[i + 1] << 8) | (buf[i + 2] << 16) | (buf[i + 3] << 24);
+    c =
+      t[1792 + (c & 255)] ^ t[1536 + ((c >>> 8) & 255)] ^ t[1280 + ((c >>> 16) & 255)] ^ t[1024 + (c >>> 24)] ^
+      t[768 + buf[i + 4]] ^ t[512 + buf[i + 5]] ^ t[256 + buf[i + 6]] ^ t[buf[i + 7]];
+  }
+  for (; i < end; i++) c = t[(c ^ buf[i]) & 255] ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
 }
 

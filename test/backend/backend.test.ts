@@ -110,7 +110,7 @@ describe('backend: seeds', () => {
     assert.deepEqual(a, b);
     assert.notDeepEqual(a, c);
     assert.equal(new Set(a).size, 4);
-    for (const s of [...a, ...c]) assert.ok(Number.isInteger(s) && s >= 0 && s < 2 ** 31, String(s));
+    for (const s of [...a, ...c]) assert.ok(Number.isInteger(s) && s >= 1 && s < 2 ** 31, String(s)); // tfjs: seed 0 = unseeded
   });
 
   it('seedFor depends on the name and base seed only, not on call order', () => {
@@ -226,6 +226,28 @@ describe('backend: gradient fixes (both backends, against hand-written reference
           });
           assert.ok(relDiff(grad, adjoint) <= 1e-5, `${be} ${label}: ${relDiff(grad, adjoint)}`);
         }
+      }
+    }
+  });
+
+  it('batchNorm gradient (rank 2 and 4, training statistics) equals that of the elementary formula', async () => {
+    for (const [shape, axes] of [[[6, 5], [0]], [[3, 4, 5, 6], [0, 1, 2]]] as Array<[number[], number[]]>) {
+      const C = shape[shape.length - 1];
+      const xv = await cpuData(shape, 81), gv = await cpuData([C], 82), ov = await cpuData([C], 83);
+      const lossOf = (y: tf.Tensor): tf.Scalar => tf.sum(tf.mul(y, tf.sin(tf.reshape(tf.range(0, y.size, 1, 'float32'), y.shape))));
+      const fused = (x: tf.Tensor, g: tf.Tensor, o: tf.Tensor): tf.Scalar => {
+        const m = tf.moments(x, axes);
+        return lossOf(tf.batchNorm(x, m.mean, m.variance, o, g, 1e-3));
+      };
+      const elementary = (x: tf.Tensor, g: tf.Tensor, o: tf.Tensor): tf.Scalar => {
+        const m = tf.moments(x, axes);
+        return lossOf(tf.add(tf.mul(tf.mul(tf.sub(x, m.mean), tf.rsqrt(tf.add(m.variance, 1e-3))), g), o));
+      };
+      for (const be of backends) {
+        const inputs = (): tf.Tensor[] => [tf.tensor(xv, shape), tf.tensor(gv), tf.tensor(ov)];
+        const got = await valuesOn(be, () => tf.grads(fused)(inputs()));
+        const ref = await valuesOn(be, () => tf.grads(elementary)(inputs()));
+        for (let i = 0; i < 3; i++) assert.ok(relDiff(got[i], ref[i]) <= 1e-4, `${be} [${shape}] grad ${i}: ${relDiff(got[i], ref[i])}`);
       }
     }
   });

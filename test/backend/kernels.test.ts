@@ -91,12 +91,12 @@ describe('backend: composite wasm kernels vs cpu', function () {
   it('registers every composite for wasm', () => {
     const names = COMPOSITE_WASM_KERNELS.map((k) => k.kernelName).sort();
     assert.deepEqual(names, ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'DepthwiseConv2dNativeBackpropFilter',
-      'DepthwiseConv2dNativeBackpropInput', 'UnsortedSegmentSum']);
+      'DepthwiseConv2dNativeBackpropInput', 'Identity', 'UnsortedSegmentSum']);
     for (const k of COMPOSITE_WASM_KERNELS) assert.equal(tf.getKernel(k.kernelName, 'wasm'), k, k.kernelName);
   });
 
   it('Conv2DBackpropInput and Conv2DBackpropFilter match cpu (strides 1-3, same/valid/explicit, NHWC/NCHW)', async () => {
-    for (const [i, c] of convCases(11, 26, false).entries()) {
+    for (const [i, c] of convCases(11, 44, false).entries()) {
       const info = convInfo(c, false);
       const dyShape = info.outShape;
       const [x, w, dy] = await Promise.all([cpuData(c.xShape, 100 + i), cpuData(c.filterShape, 200 + i), cpuData(dyShape, 300 + i)]);
@@ -177,6 +177,25 @@ describe('backend: composite wasm kernels vs cpu', function () {
     }
   });
 
+  it('Identity shares data by reference count: clones outlive the original, variables stay apart', async () => {
+    await initBackend({ name: 'wasm' });
+    const backend = tf.backend();
+    const ids0 = backend.numDataIds();
+    const x = tf.tensor1d([1, 2, 3]);
+    const y = tf.clone(x);
+    assert.equal(backend.numDataIds(), ids0 + 1, 'one buffer for x and its clone');
+    x.dispose();
+    assert.deepEqual(Array.from(y.dataSync()), [1, 2, 3]);
+    const v = tf.variable(y);
+    const t2 = tf.tensor1d([7, 8, 9]);
+    v.assign(t2);
+    t2.dispose();
+    assert.deepEqual(Array.from(y.dataSync()), [1, 2, 3], 'assign does not write into the shared buffer');
+    assert.deepEqual(Array.from(v.dataSync()), [7, 8, 9]);
+    tf.dispose([y, v]);
+    assert.equal(backend.numDataIds(), ids0);
+  });
+
   it('leaks no tensors and no wasm data ids', async () => {
     await initBackend({ name: 'wasm' });
     const backend = tf.backend();
@@ -195,6 +214,7 @@ describe('backend: composite wasm kernels vs cpu', function () {
         run('DepthwiseConv2dNativeBackpropFilter', { x, dy: ddy }, { strides: 2, dilations: 1, pad: 'same', filterShape: [3, 3, 3, 2] }),
         tf.unsortedSegmentSum(tf.reshape(x, [6, 63]), tf.tensor1d([0, 1, 1, 5, 2, 0], 'int32'), 4), // id 5 dropped
         tf.unsortedSegmentSum(tf.reshape(x, [6, 63]), tf.tensor1d([0, 1, 1, 3, 2, 0], 'int32'), 4),
+        tf.clone(x), // Identity: shares x's data
       ];
       tf.dispose(outs);
       tf.dispose([x, w, dy, dw, ddy]);

@@ -2,11 +2,11 @@
  * Convolution gradients for the wasm backend, built from its forward Conv2D (XNNPACK).
  *
  * Conv2DBackpropInput (dx, also the forward of conv2dTranspose): wasm has a native kernel, but it
- * is a plain loop about 10x slower than the forward conv. Here: dilate dy by the stride
- * (zeros between rows / columns), pad it to the "full" size, and run a forward conv with the
- * filter flipped in space and its in/out channels swapped:
- *   dx[b, i, j, ci] = sum_{u, v, co} dyDil[b, i + u - t, j + v - l, co] * w[kh-1-u, kw-1-v, ci, co]
- * with t = kh-1-padTop, l = kw-1-padLeft.
+ * is a plain loop about 10x slower than the forward conv. Here, for stride 1, a forward conv of
+ * dy padded to the "full" size with the filter flipped in space and its in/out channels swapped:
+ *   dx[b, i, j, ci] = sum_{u, v, co} dy[b, i + u - t, j + v - l, co] * w[kh-1-u, kw-1-v, ci, co]
+ * with t = kh-1-padTop, l = kw-1-padLeft; for stride s, s*s such convs, one per output phase,
+ * interleaved (backpropInputSubPixel).
  *
  * Conv2DBackpropFilter (dw): missing on wasm. The filter gradient is itself a convolution once
  * batch and channels trade places:
@@ -15,10 +15,10 @@
  * stride 1 and *dilation* (sh, sw); output [ci, kh, kw, co], transposed to [kh, kw, ci, co].
  *
  * Both take NCHW by transposing to NHWC (the wasm Conv2D is NHWC only). Cost, measured on 2
- * threads, batch 8: dw 1.3-4.5x and dx about 2x the forward conv (native dx: 10-20x).
+ * threads, batch 8: dw 1.3-4.5x and dx 1.2-2x the forward conv (native dx: 10-20x).
  */
 import { tf } from '../tf';
-import { as4, compositeKernel, pair, PadAttr, TensorInfo } from './scope';
+import { as4, compositeKernel, KernelScope, pair, PadAttr, TensorInfo } from './scope';
 
 type DimRounding = 'floor' | 'round' | 'ceil' | undefined;
 
@@ -32,19 +32,65 @@ export const conv2DBackpropInputConfig = compositeKernel(tf.Conv2DBackpropInput,
   const info = tf.backend_util.computeConv2DInfo(
     as4(inputShape), as4(filter.shape), strides, 1, pad, dimRoundingMode, false, fmt);
   const nchw = info.dataFormat === 'channelsFirst';
-  const [sh, sw] = pair(strides);
-  const { inHeight: H, inWidth: W, outHeight: oh, outWidth: ow, filterHeight: kh, filterWidth: kw } = info;
-
-  const g0: TensorInfo = nchw ? scope.transpose(dy, [0, 2, 3, 1]) : dy; // [B, oh, ow, co]
-  const g = scope.dilateRowsCols(g0, sh, sw); // [B, oh*sh, ow*sw, co]
-  const t = kh - 1 - info.padInfo.top, l = kw - 1 - info.padInfo.left;
-  const p = scope.cropForConv(g, t, H + kh - 1 - oh * sh - t, l, W + kw - 1 - ow * sw - l);
-  const wFlip = scope.transpose(scope.reverse(filter, [0, 1]), [0, 1, 3, 2]); // [kh, kw, co, ci]
-  const dx = scope.run(tf.Conv2D, { x: p.x, filter: wFlip }, {
-    strides: [1, 1], pad: p.pad, dataFormat: 'NHWC', dilations: [1, 1], dimRoundingMode: undefined,
-  }); // [B, H, W, ci]
+  const g: TensorInfo = nchw ? scope.transpose(dy, [0, 2, 3, 1]) : dy; // [B, oh, ow, co]
+  const dx = info.strideHeight === 1 && info.strideWidth === 1
+    ? backpropInputStride1(scope, g, filter, info)
+    : backpropInputSubPixel(scope, g, filter, info);
   return nchw ? scope.transpose(dx, [0, 3, 1, 2]) : dx;
 });
+
+/** Stride 1: one "full" conv of dy with the flipped, channel-swapped filter. */
+function backpropInputStride1(scope: KernelScope, dy: TensorInfo, filter: TensorInfo,
+  info: tf.backend_util.Conv2DInfo): TensorInfo {
+  const { inHeight: H, inWidth: W, outHeight: oh, outWidth: ow, filterHeight: kh, filterWidth: kw } = info;
+  const t = kh - 1 - info.padInfo.top, l = kw - 1 - info.padInfo.left;
+  const p = scope.cropForConv(dy, t, H + kh - 1 - oh - t, l, W + kw - 1 - ow - l);
+  const wFlip = scope.transpose(scope.reverse(filter, [0, 1]), [0, 1, 3, 2]); // [kh, kw, co, ci]
+  return scope.run(tf.Conv2D, { x: p.x, filter: wFlip }, {
+    strides: [1, 1], pad: p.pad, dataFormat: 'NHWC', dilations: [1, 1], dimRoundingMode: undefined,
+  }); // [B, H, W, ci]
+}
+
+/**
+ * Stride s > 1, by phases: the rows i of dx with (i + padTop) mod s = a only see the filter rows
+ * a, a + s, a + 2s, ... So dx is s*s small stride-1 convs of dy, one per phase (a, b), each with
+ * its sub-filter w[a::s, b::s] flipped and channel-swapped, interleaved back into rows q*s + a
+ * and columns r*s + b, and cropped by the padding. Same work as the forward conv; zero-inserting
+ * dy and running one conv costs s*s times more.
+ */
+function backpropInputSubPixel(scope: KernelScope, dy: TensorInfo, filter: TensorInfo,
+  info: tf.backend_util.Conv2DInfo): TensorInfo {
+  const { batchSize: B, inHeight: H, inWidth: W, inChannels: ci, outChannels: co } = info;
+  const { outHeight: oh, outWidth: ow, filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
+  const { top, left } = info.padInfo;
+  const Q = Math.ceil((top + H) / sh), R = Math.ceil((left + W) / sw); // phase grid covering the padded input
+  const rowsOfPhases: TensorInfo[] = [];
+  for (let a = 0; a < sh; a++) {
+    const cols: TensorInfo[] = [];
+    for (let b = 0; b < sw; b++) {
+      const ma = a < kh ? Math.ceil((kh - a) / sh) : 0, mb = b < kw ? Math.ceil((kw - b) / sw) : 0;
+      let phase: TensorInfo;
+      if (ma === 0 || mb === 0) {
+        phase = scope.run(tf.Fill, {}, { shape: [B, Q, R, ci], value: 0, dtype: 'float32' });
+      } else {
+        const sub = scope.run(tf.StridedSlice, { x: filter }, {
+          begin: [a, b, 0, 0], end: [kh, kw, ci, co], strides: [sh, sw, 1, 1],
+          beginMask: 0, endMask: 0, ellipsisMask: 0, newAxisMask: 0, shrinkAxisMask: 0,
+        }); // [ma, mb, ci, co]
+        const wSub = scope.transpose(scope.reverse(sub, [0, 1]), [0, 1, 3, 2]); // [ma, mb, co, ci]
+        const p = scope.cropForConv(dy, ma - 1, Q - oh, mb - 1, R - ow);
+        phase = scope.run(tf.Conv2D, { x: p.x, filter: wSub }, {
+          strides: [1, 1], pad: p.pad, dataFormat: 'NHWC', dilations: [1, 1], dimRoundingMode: undefined,
+        }); // [B, Q, R, ci]
+      }
+      cols.push(scope.reshape(phase, [B, Q, 1, R, 1, ci]));
+    }
+    rowsOfPhases.push(sw === 1 ? cols[0] : scope.concat(cols, 4));
+  }
+  const all = sh === 1 ? rowsOfPhases[0] : scope.concat(rowsOfPhases, 2);
+  const interleaved = scope.reshape(all, [B, Q * sh, R * sw, ci]); // row q*sh + a, column r*sw + b
+  return scope.slice(interleaved, [0, top, left, 0], [B, H, W, ci]);
+}
 
 export const conv2DBackpropFilterConfig = compositeKernel(tf.Conv2DBackpropFilter, (scope, inputs, attrs) => {
   const { x, dy } = inputs;

@@ -12,8 +12,9 @@
  * | DepthwiseConv2dNativeBackpropFilter  | depthwiseConv2d gradient          | Transpose + DepthwiseConv2dNative |
  * | UnsortedSegmentSum                   | gather (embedding) gradient       | ScatterNd             |
  *
- * and one is replaced for speed: Conv2DBackpropInput (conv2d gradient, conv2dTranspose forward),
- * whose native wasm loop is 10-20x slower than the composite.
+ * and two are replaced for speed: Conv2DBackpropInput (conv2d gradient, conv2dTranspose forward),
+ * whose native wasm loop is 10-20x slower than the composite; Identity, which copies on wasm
+ * but shares (reference count) on cpu and webgl (./identity.ts).
  *
  * Not registered (not used by training here): Einsum, FFT/complex kernels, ragged and string
  * kernels.
@@ -22,6 +23,7 @@ import { tf } from '../tf';
 import { conv2DBackpropFilterConfig, conv2DBackpropInputConfig } from './conv2d_backprop';
 import { depthwiseBackpropFilterConfig, depthwiseBackpropInputConfig } from './depthwise_backprop';
 import { unsortedSegmentSumConfig } from './unsorted_segment_sum';
+import { identityConfig } from './identity';
 import { WASM } from './scope';
 
 export const COMPOSITE_WASM_KERNELS: readonly tf.KernelConfig[] = [
@@ -30,6 +32,7 @@ export const COMPOSITE_WASM_KERNELS: readonly tf.KernelConfig[] = [
   depthwiseBackpropInputConfig,
   depthwiseBackpropFilterConfig,
   unsortedSegmentSumConfig,
+  identityConfig,
 ];
 
 /** The native wasm kernels that a composite replaced, by name (benchmarks compare against them). */

@@ -60,6 +60,11 @@ export class KernelScope {
     return this.run(tf.Sum, { x }, { axis, keepDims: false });
   }
 
+  /** Concat takes its inputs as an array, as tfjs passes them. */
+  concat(xs: TensorInfo[], axis: number): TensorInfo {
+    return this.run(tf.Concat, xs as unknown as Record<string, TensorInfo>, { axis });
+  }
+
   slice(x: TensorInfo, begin: number[], size: number[]): TensorInfo {
     return this.run(tf.Slice, { x }, { begin, size });
   }

@@ -1,11 +1,8 @@
-import type { Box } from '../record';
 import { Rng } from '../rng';
-import {
-  BODY, ColoredPoly, PersonSpec, PersonStyle, Pose, Pt, Skeleton, personPolys, samplePersonStyle,
-  skeleton, torsoFront,
-} from './person';
-import { Poly, Rgb, ellipsePoly, polygonBounds, polygonCovers, translatePolygon } from './raster';
-import { ThingCategory, ThingSpec, ThingStyle, sampleThingStyle, thingPolys } from './things';
+import { Entity, buildPerson, buildThing } from './entity';
+import { BODY, PersonSpec, PersonStyle, Pose, Pt, Skeleton, samplePersonStyle, skeleton, torsoFront } from './person';
+import { Poly, ellipsePoly } from './raster';
+import { ThingCategory, ThingSpec, ThingStyle, sampleThingStyle } from './things';
 
 /**
  * Interaction groups: one person alone (with or without an object), two people interacting, or
@@ -13,15 +10,6 @@ import { ThingCategory, ThingSpec, ThingStyle, sampleThingStyle, thingPolys } fr
  * lays the group out deterministically at any position and scale, so the scene can try
  * placements without touching the random stream.
  */
-
-/** One drawable object of the record: its polygons, main colour and tight box. */
-export interface Entity {
-  category: string;
-  polys: ColoredPoly[];
-  /** The main colour (a person's shirt, a knife's blade ...). */
-  primary: Rgb;
-  box: Box;
-}
 
 /** An HOI between entities of one group (indices into `entities`). */
 export interface LocalHoi {
@@ -39,131 +27,12 @@ export interface GroupBuild {
 }
 
 export interface GroupPlan {
+  /** e.g. `hold:cup`, `stab`, `floor:knife`, `person` (debugging). */
   kind: string;
-  persons: number;
   /** Must be placed even if it overlaps other groups (it carries the image label or the hard negative). */
   required: boolean;
   /** Lays the group out with its first person's feet at (x, groundY) and reference height H. */
   realize(x: number, groundY: number, H: number): GroupBuild;
-}
-
-// ---------------------------------------------------------------- entities
-
-/**
- * The entity's box: the polygons are translated by less than half a pixel so that the box centre
- * is an integer point k, and the box is stored as k +- a half-size rounded up to 1/4 px. So
- * (x1 + x2) / 2 is exactly k in floating point (and after printing with two decimals), and the
- * box-centre pixel, floor or round alike, is the one the scene builder checked.
- */
-export function makeEntity(category: string, polys: ColoredPoly[], primary: Rgb): { e: Entity; dx: number; dy: number } {
-  let x1 = Infinity, y1 = Infinity, x2 = -Infinity, y2 = -Infinity;
-  for (const p of polys) {
-    const b = polygonBounds(p.poly);
-    x1 = Math.min(x1, b[0]);
-    y1 = Math.min(y1, b[1]);
-    x2 = Math.max(x2, b[2]);
-    y2 = Math.max(y2, b[3]);
-  }
-  const cx = (x1 + x2) / 2, cy = (y1 + y2) / 2;
-  const kx = Math.round(cx), ky = Math.round(cy);
-  const dx = kx - cx, dy = ky - cy;
-  for (const p of polys) translatePolygon(p.poly, dx, dy);
-  const hw = Math.ceil(((x2 - x1) / 2) * 4) / 4, hh = Math.ceil(((y2 - y1) / 2) * 4) / 4;
-  return { e: { category, polys, primary, box: [kx - hw, ky - hh, kx + hw, ky + hh] }, dx, dy };
-}
-
-/** The pixel holding the box centre, floor((x1+x2)/2), floor((y1+y2)/2), sampled at its centre. */
-export function centrePixel(box: Box): [number, number] {
-  return [Math.floor((box[0] + box[2]) / 2), Math.floor((box[1] + box[3]) / 2)];
-}
-
-/** Whether the entity's own polygons paint its box-centre pixel. */
-export function centreCovered(e: Entity): boolean {
-  const [px, py] = centrePixel(e.box);
-  for (const p of e.polys) if (polygonCovers(p.poly, px + 0.5, py + 0.5)) return true;
-  return false;
-}
-
-function shiftPt(p: Pt, dx: number, dy: number): Pt {
-  return { x: p.x + dx, y: p.y + dy };
-}
-
-function shiftSkeleton(sk: Skeleton, dx: number, dy: number): Skeleton {
-  const s = (p: Pt): Pt => shiftPt(p, dx, dy);
-  const s2 = (a: [Pt, Pt]): [Pt, Pt] => [s(a[0]), s(a[1])];
-  return {
-    hip: s(sk.hip), neck: s(sk.neck), head: s(sk.head), up: sk.up, side: sk.side,
-    shoulder: s2(sk.shoulder), elbow: s2(sk.elbow), hand: s2(sk.hand),
-    hipJoint: s2(sk.hipJoint), knee: s2(sk.knee), ankle: s2(sk.ankle), toe: s2(sk.toe),
-  };
-}
-
-export interface BuiltPerson {
-  entity: Entity;
-  sk: Skeleton;
-  spec: PersonSpec;
-}
-
-/** Pose changes of limbs the interaction leaves free, tried in order until the box centre lies on the body. */
-const BALANCE_ARMS: Array<[number, number]> = [
-  [-0.45, -0.3], [-0.75, -0.6], [-1.05, -0.9], [-1.35, -1.2], [-1.6, -1.5], [0.5, 0.7], [0.9, 1.1],
-];
-const BALANCE_LEGS = [-0.16, -0.26, -0.36, 0.16, 0.26];
-
-/**
- * Builds a person; if the box centre would fall off the body (an arm or a leg stretched to one
- * side), swings the free back arm and steps with the free back leg to counterbalance -- as
- * people do -- until the body covers the centre pixel.
- */
-export function buildPerson(spec: PersonSpec, free: { arm: boolean; leg: boolean }): BuiltPerson {
-  const build = (s: PersonSpec): BuiltPerson => {
-    const sk = skeleton(s);
-    const { e, dx, dy } = makeEntity('person', personPolys(s, sk), s.style.shirt);
-    return { entity: e, sk: shiftSkeleton(sk, dx, dy), spec: s };
-  };
-  const first = build(spec);
-  if (centreCovered(first.entity)) return first;
-  const withPose = (arm: [number, number] | null, leg: number | null): PersonSpec => ({
-    ...spec,
-    pose: {
-      ...spec.pose,
-      arms: arm ? [spec.pose.arms[0], { a1: arm[0], a2: arm[1] }] : spec.pose.arms,
-      legs: leg !== null ? [spec.pose.legs[0], { dx: leg, lift: 0 }] : spec.pose.legs,
-    },
-  });
-  const tries: Array<[[number, number] | null, number | null]> = [];
-  if (free.arm) for (const a of BALANCE_ARMS) tries.push([a, null]);
-  if (free.leg) for (const l of BALANCE_LEGS) tries.push([null, l]);
-  if (free.arm && free.leg) {
-    for (const l of BALANCE_LEGS.slice(0, 3)) for (const a of BALANCE_ARMS.slice(1, 5)) tries.push([a, l]);
-  }
-  for (const [a, l] of tries) {
-    const b = build(withPose(a, l));
-    if (centreCovered(b.entity)) return b;
-  }
-  return first;
-}
-
-/**
- * Builds a thing; if its own shape misses the centre pixel (thin shapes at low resolution),
- * turns it slightly, then enlarges it slightly.
- */
-export function buildThing(spec: ThingSpec): Entity {
-  const make = (angle: number, grow: number): Entity =>
-    makeEntity(
-      spec.category,
-      thingPolys({ ...spec, angle, style: { ...spec.style, size: spec.style.size * grow } }),
-      spec.style.colors[0],
-    ).e;
-  const first = make(spec.angle, 1);
-  if (centreCovered(first)) return first;
-  for (const grow of [1, 1.12, 1.25]) {
-    for (const d of [0.06, -0.06, 0.12, -0.12, 0.2, -0.2]) {
-      const e = make(spec.angle + d, grow);
-      if (centreCovered(e)) return e;
-    }
-  }
-  return first;
 }
 
 // ---------------------------------------------------------------- poses
@@ -259,7 +128,6 @@ export function soloPlan(rng: Rng, verb: SoloVerb | null, category: ThingCategor
   const variant = rng.int(0, 1);
   return {
     kind: verb ? `${verb}:${category}` : 'person',
-    persons: 1,
     required,
     realize(x, gy, Href) {
       d.reset();
@@ -274,7 +142,8 @@ export function soloPlan(rng: Rng, verb: SoloVerb | null, category: ThingCategor
         category: cat, x: x0, y: y0, angle, H: Hs, mirror, style: ts as ThingStyle,
       });
       if (verb === 'hold' && category) {
-        let dx = d.u(0.1, 0.2), dy = d.u(0.14, 0.26);
+        const dx = d.u(0.1, 0.2);
+        let dy = d.u(0.14, 0.26);
         if (category === 'phone') dy = d.u(0.06, 0.12);
         if (category === 'bag') dy = d.u(0.18, 0.26);
         pose.arms[0] = { x: sh.x + f * dx * H, y: sh.y + dy * H };
@@ -305,8 +174,9 @@ export function soloPlan(rng: Rng, verb: SoloVerb | null, category: ThingCategor
         };
       } else if (verb === 'carry' && category) {
         if (category === 'bat') {
-          pose.arms[0] = { x: sh.x + f * d.u(0.04, 0.09) * H, y: sh.y + d.u(0.06, 0.11) * H };
-          const ang = elevAngle(f, d.u(1.95, 2.4)); // up and back over the shoulder
+          // hand at the shoulder, the bat rising beside the head and back over the shoulder
+          pose.arms[0] = { x: sh.x + f * d.u(0.03, 0.05) * H, y: sh.y + d.u(0.02, 0.06) * H };
+          const ang = elevAngle(f, d.u(1.65, 1.95));
           thing = ({ sk, H: h }) => T('bat', sk.hand[0].x, sk.hand[0].y, ang, 1, h);
         } else if (category === 'ball') {
           const s = (ts as ThingStyle).size;
@@ -374,7 +244,6 @@ export function handOverPlan(rng: Rng, category: ThingCategory, required: boolea
   const d = new Draws(rng);
   return {
     kind: `hand_over:${category}`,
-    persons: 2,
     required,
     realize(x, gy, H) {
       d.reset();
@@ -451,7 +320,6 @@ export function anomalyPlan(rng: Rng, kind: AnomalyKind): GroupPlan {
   const victimVariant = rng.int(0, 1);
   return {
     kind,
-    persons: 2,
     required: true,
     realize(x, gy, H) {
       d.reset();
@@ -578,7 +446,6 @@ export function floorThingPlan(rng: Rng, category: ThingCategory, required: bool
   const upright = rng.chance(0.6);
   return {
     kind: `floor:${category}`,
-    persons: 0,
     required,
     realize(x, gy, H) {
       const s = ts.size * H;

@@ -150,9 +150,10 @@ function solveTwoLink(root: Pt, target: Pt, l1: number, l2: number, prefer: (p: 
   let dx = target.x - root.x, dy = target.y - root.y;
   let d = Math.hypot(dx, dy);
   if (d < 1e-9) {
+    // target on the root: fold straight down
     dx = 0;
     dy = 1;
-    d = 1e-9;
+    d = 1;
   }
   const dc = Math.min(Math.max(d, Math.abs(l1 - l2) + 1e-6), (l1 + l2) * 0.999);
   const alpha = Math.atan2(dy, dx);

@@ -260,19 +260,19 @@ export function fillVerticalGradient(c: Canvas, y0: number, y1: number, top: Rgb
 }
 
 /**
- * Separable box blur of radius r (window 2r+1), edges clamped; `passes` times (two passes
- * approximate a Gaussian). Running sums over an edge-padded row, then one running sum per
- * column walking down the rows (cache friendly); results rounded half to even by clamped stores.
+ * Separable box blur of radius r (window n = 2r+1), edges clamped; `passes` times (two passes
+ * approximate a Gaussian). Integer running sums over an edge-padded row, then one running sum
+ * per column walking down the rows (cache friendly); sum / n rounded through a lookup table.
  */
 export function boxBlur(c: Canvas, r: number, passes: number): void {
   if (r < 1 || passes < 1) return;
-  const w = c.width, h = c.height;
-  const stride = w * 3;
-  const data = new Uint8ClampedArray(c.rgb.buffer, c.rgb.byteOffset, c.rgb.length);
-  const tmp = new Uint8ClampedArray(data.length);
+  const w = c.width, h = c.height, data = c.rgb;
+  const stride = w * 3, n = 2 * r + 1;
+  const div = new Uint8Array(255 * n + 1);
+  for (let i = 0; i < div.length; i++) div[i] = Math.floor((2 * i + n) / (2 * n)); // round(i / n), halves up
+  const tmp = new Uint8Array(data.length);
   const pad = new Uint8Array((w + 2 * r + 1) * 3);
-  const sums = new Float64Array(stride);
-  const inv = 1 / (2 * r + 1);
+  const sums = new Int32Array(stride);
   for (let p = 0; p < passes; p++) {
     // horizontal: data -> tmp
     for (let y = 0; y < h; y++) {
@@ -281,16 +281,16 @@ export function boxBlur(c: Canvas, r: number, passes: number): void {
       for (let k = 0; k < r; k++) pad.copyWithin(k * 3, r * 3, r * 3 + 3);
       for (let k = r + w; k < w + 2 * r + 1; k++) pad.copyWithin(k * 3, (r + w - 1) * 3, (r + w) * 3);
       let s0 = 0, s1 = 0, s2 = 0;
-      for (let k = 0; k <= 2 * r; k++) {
+      for (let k = 0; k < n; k++) {
         s0 += pad[k * 3];
         s1 += pad[k * 3 + 1];
         s2 += pad[k * 3 + 2];
       }
-      const lag = (2 * r + 1) * 3;
-      for (let x = 0, o = 0; x < w; x++, o += 3) {
-        tmp[row + o] = s0 * inv;
-        tmp[row + o + 1] = s1 * inv;
-        tmp[row + o + 2] = s2 * inv;
+      const lag = n * 3;
+      for (let o = 0; o < stride; o += 3) {
+        tmp[row + o] = div[s0];
+        tmp[row + o + 1] = div[s1];
+        tmp[row + o + 2] = div[s2];
         s0 += pad[o + lag] - pad[o];
         s1 += pad[o + lag + 1] - pad[o + 1];
         s2 += pad[o + lag + 2] - pad[o + 2];
@@ -307,7 +307,7 @@ export function boxBlur(c: Canvas, r: number, passes: number): void {
       const addRow = Math.min(h - 1, y + r + 1) * stride, subRow = Math.max(0, y - r) * stride;
       for (let i = 0; i < stride; i++) {
         const sum = sums[i];
-        data[row + i] = sum * inv;
+        data[row + i] = div[sum];
         sums[i] = sum + tmp[addRow + i] - tmp[subRow + i];
       }
     }

@@ -55,9 +55,10 @@ function applyLightAndNoise(c: Canvas, layout: SceneLayout): void {
   const off = 128 - 128 * fx.contrast + fx.brightness;
   const m0 = fx.contrast * fx.tint[0], m1 = fx.contrast * fx.tint[1], m2 = fx.contrast * fx.tint[2];
   const o0 = off * fx.tint[0], o1 = off * fx.tint[1], o2 = off * fx.tint[2];
-  // xorshift32 indexes a Gaussian table: a Box-Muller per value would cost ~5x more
+  // xorshift32 indexes a Gaussian table (scaled once per image): a Box-Muller per value costs ~5x more
   let s = fx.noiseSeed | 0 || 0x9e3779b9;
-  const table = NOISE_TABLE;
+  const table = new Float32Array(NOISE_TABLE.length);
+  for (let i = 0; i < table.length; i++) table[i] = sigma * NOISE_TABLE[i];
   let o = 0;
   for (let y = 0; y < h; y++) {
     const rowGain = g0 + gy * y;
@@ -66,9 +67,9 @@ function applyLightAndNoise(c: Canvas, layout: SceneLayout): void {
       let n0 = 0, n1 = 0, n2 = 0;
       if (sigma > 0) {
         s ^= s << 13; s ^= s >>> 17; s ^= s << 5;
-        n0 = sigma * table[s & 4095];
-        n1 = sigma * table[(s >>> 12) & 4095];
-        n2 = sigma * table[(s >>> 20) & 4095];
+        n0 = table[s & 4095];
+        n1 = table[(s >>> 10) & 4095];
+        n2 = table[(s >>> 20) & 4095];
       }
       out[o] = (src[o] * m0 + o0) * gain + n0;
       out[o + 1] = (src[o + 1] * m1 + o1) * gain + n1;
