@@ -1,20 +1,30 @@
 /**
- * Fixes of tfjs 4.22 gradient functions that are wrong or missing on every backend (found while
- * running the training expressions forward and backward, test/backend/kernels.test.ts):
+ * Fixes of tfjs 4.22 gradient functions that are wrong, missing or slow on every backend (found
+ * by running the training expressions forward and backward, test/backend/kernels.test.ts, and
+ * by profiling a conv-net step). Each is checked against a hand-written reference in
+ * test/backend/backend.test.ts.
  *
- * | kernel             | tfjs 4.22                                                      | here |
- * |--------------------|----------------------------------------------------------------|------|
- * | Conv2D             | throws for dilations > 1                                        | dilated gradients (stride 1, as the forward requires) |
- * | Cumsum             | transposes the result when axis is not the last: wrong shape    | plain reverse cumsum |
- * | SquaredDifference  | does not reduce over broadcast axes: wrong shape for `b` scalar | reduced and reshaped like Sub |
- * | Tile               | throws for rank > 4; slices in a loop                           | reshape + sum per tiled axis, any rank |
- * | ResizeBilinear, ResizeNearestNeighbor | the grad kernels ignore halfPixelCenters (all backends); the cpu ones are wrong for batch > 1 (nearest) and non-square images (bilinear: H and W swapped) | separable interpolation matrices: dx = Ah^T dy Aw, exact adjoint of the forward, when halfPixelCenters or on cpu; the native kernel otherwise (wasm and tensorflow are right) |
- * | FusedBatchNorm      | tiles 1/sqrt(var) to the full input shape (wasm Tile: 20% of a conv-net step), fails for rank != 4 with rank-1 statistics, computes unused full-size terms | broadcasting; per-channel factors taken out of the sums; the tfjs function for unusual shapes |
- * | Less, LessEqual, Greater, Equal, NotEqual, Logical*, All, Any | no gradient: "gradient function not found" as soon as a mask depends on a variable | zero gradients (TensorFlow's NotDifferentiable) |
+ * - Conv2D: throws for dilations > 1. Here: dilated gradients (stride 1, as the forward needs).
+ * - Cumsum: transposes the result when the axis is not the last (wrong shape). Here: a plain
+ *   reverse cumsum.
+ * - SquaredDifference: no reduction over broadcast axes (wrong shape for a broadcast operand).
+ * - Tile: throws for rank > 4 and slices in a loop. Here: reshape + sum per tiled axis.
+ * - ResizeBilinear / ResizeNearestNeighbor: the grad kernels ignore halfPixelCenters (all
+ *   backends), and the cpu ones are wrong for batch > 1 (nearest) and for non-square images
+ *   (bilinear: H and W swapped in the output shape). Here: separable interpolation matrices,
+ *   dx = Ah^T dy Aw, the exact adjoint of the forward, when halfPixelCenters or on cpu; the native
+ *   kernel otherwise (wasm and tensorflow are right).
+ * - FusedBatchNorm: tiles 1/sqrt(var) to the full input shape (wasm Tile was 20% of a conv-net
+ *   training step), fails for rank-2/3 inputs with rank-1 statistics, and computes full-size
+ *   terms that are not used. Here: broadcasting, per-channel factors out of the sums.
+ * - Less, LessEqual, Greater, Equal, NotEqual, Logical*, All, Any: no gradient, so any mask
+ *   computed from a variable fails ("gradient function not found"). Here: zero gradients, as
+ *   TensorFlow's NotDifferentiable.
  *
- * Still unsupported by tfjs and not patched: gradients of StridedSlice, of `tf.fused.conv2d`
- * with dilations (its gradient is a customGrad inside the op), of depthwise convolutions with
- * dilations, and of `batchNorm` without scale *and* offset (layers always pass both).
+ * Still unsupported by tfjs and not patched: gradients of StridedSlice, of `tf.fused.conv2d` with
+ * dilations (a customGrad inside the op), of depthwise convolutions with dilations, and of
+ * `batchNorm` without an offset (the engine fails on the missing input; layers pass both
+ * gamma and beta).
  *
  * This file imports the union package directly (not ./tf) because ./tf installs these fixes.
  */

@@ -45,13 +45,21 @@ const TENSORFLOW_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node
 
 const initialized = new Map<string, BackendInfo>();
 let active: BackendInfo | null = null;
+let pending: Promise<unknown> = Promise.resolve();
 
 /**
  * Selects and initializes the compute backend and returns what a run manifest records.
  * Idempotent: a second call for the same backend returns the same info ('auto' keeps the backend
  * chosen before). A forced backend that cannot load throws BackendError saying what to install.
  */
-export async function initBackend(opts: InitBackendOptions = {}): Promise<BackendInfo> {
+export function initBackend(opts: InitBackendOptions = {}): Promise<BackendInfo> {
+  // One initialization at a time: two concurrent first calls must not both load wasm.
+  const run = pending.then(() => initBackendNow(opts));
+  pending = run.catch(() => undefined);
+  return run;
+}
+
+async function initBackendNow(opts: InitBackendOptions): Promise<BackendInfo> {
   const name = opts.name ?? 'auto';
   if (!BACKEND_NAMES.includes(name)) {
     throw new ConfigError(`unknown backend '${String(name)}'; expected one of ${BACKEND_NAMES.join(', ')}`);

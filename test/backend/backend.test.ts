@@ -10,7 +10,7 @@ import {
   activeBackend, currentSeed, describeBackend, initBackend, nextSeed, seedEverything, seedFor, SeedSequence, tf,
 } from '../../src/backend';
 import { BackendError, ConfigError } from '../../src/errors';
-import { cpuData, dilateFilter, relDiff, subsampleFilter, valuesOn } from './helpers';
+import { cpuData, dilateFilter, relDiff, restoreBackendAfter, subsampleFilter, valuesOn } from './helpers';
 
 const BACKEND_MODULE = path.join(__dirname, '../../src/backend');
 
@@ -24,6 +24,7 @@ function resolvable(pkg: string): boolean {
 }
 
 describe('backend: initBackend', function () {
+  restoreBackendAfter();
   this.timeout(60_000);
 
   it('initializes cpu and reports it', async () => {
@@ -99,6 +100,7 @@ describe('backend: initBackend', function () {
 });
 
 describe('backend: seeds', () => {
+  restoreBackendAfter();
   it('nextSeed repeats after seedEverything with the same seed, differs with another', () => {
     seedEverything(42);
     assert.equal(currentSeed(), 42);
@@ -141,6 +143,7 @@ describe('backend: seeds', () => {
 });
 
 describe('backend: gradient fixes (both backends, against hand-written references)', function () {
+  restoreBackendAfter();
   this.timeout(60_000);
   const backends = ['cpu', 'wasm'] as const;
 

@@ -4,6 +4,20 @@
  */
 import { initBackend, tf } from '../../src/backend';
 
+/**
+ * Puts the backend that was active before a suite back after it, so that test files that run
+ * later (and may rely on tfjs's default cpu) do not inherit wasm from these tests.
+ */
+export function restoreBackendAfter(): void {
+  let previous: string | null = null;
+  before(() => {
+    previous = (tf.engine().backendName as string | null) ?? null; // null: none chosen yet
+  });
+  after(async () => {
+    await tf.setBackend(previous ?? 'cpu');
+  });
+}
+
 /** mulberry32: small seeded generator for test shapes and attributes. */
 export function makeRng(seed: number): { int(lo: number, hi: number): number; pick<T>(xs: readonly T[]): T } {
   let a = seed >>> 0;

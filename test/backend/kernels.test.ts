@@ -5,7 +5,9 @@
  */
 import { strict as assert } from 'node:assert';
 import { COMPOSITE_WASM_KERNELS, initBackend, tf } from '../../src/backend';
-import { cpuData, dilateFilter, makeRng, ParityTable, relDiff, subsampleFilter, valuesOn } from './helpers';
+import {
+  cpuData, dilateFilter, makeRng, ParityTable, relDiff, restoreBackendAfter, subsampleFilter, valuesOn,
+} from './helpers';
 
 const TOL = 1e-4;
 const table = new ParityTable();
@@ -82,6 +84,7 @@ after(() => {
 });
 
 describe('backend: composite wasm kernels vs cpu', function () {
+  restoreBackendAfter();
   this.timeout(60_000);
 
   before(async () => {
@@ -351,6 +354,7 @@ const EXPRESSIONS: Expr[] = [
 ];
 
 describe('backend: layer expressions backward on wasm vs cpu', function () {
+  restoreBackendAfter();
   this.timeout(60_000);
 
   for (const [i, e] of EXPRESSIONS.entries()) {

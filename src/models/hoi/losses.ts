@@ -1,0 +1,150 @@
+/**
+ * Losses of the point-based HOI head: CenterNet's penalty-reduced focal loss on the two heatmaps
+ * and masked L1 on the regressions read at the ground-truth cells. Synchronous tfjs, differentiable,
+ * for use inside `tf.variableGrads` / `optimizer.minimize` (and so inside a tidy).
+ */
+import { z } from 'zod';
+import { tf } from '../../backend/tf';
+import { ShapeError } from '../../errors';
+import type { PointHoiTargetTensors } from './targets';
+import type { PointHoiOutputs } from './types';
+
+/** CenterNet clamps sigmoid outputs to [1e-4, 1 - 1e-4]; the same bound on logits is +-logit(1 - 1e-4). */
+export const PROB_CLAMP = 1e-4;
+const LOGIT_CLAMP = Math.log((1 - PROB_CLAMP) / PROB_CLAMP); // 9.2102...
+
+export const LossWeightsSchema = z
+  .object({
+    objectHeatmap: z.number().min(0).default(1),
+    /** 0.1 as in CenterNet / PPDM: sizes are in cells, an order of magnitude above offsets. */
+    size: z.number().min(0).default(0.1),
+    offset: z.number().min(0).default(1),
+    interactionHeatmap: z.number().min(0).default(1),
+    interactionOffset: z.number().min(0).default(1),
+    displacement: z.number().min(0).default(1),
+  })
+  .strict();
+
+export type LossWeights = z.infer<typeof LossWeightsSchema>;
+export const DEFAULT_LOSS_WEIGHTS: Readonly<LossWeights> = Object.freeze(LossWeightsSchema.parse({}));
+
+export const LOSS_PARTS = ['objectHeatmap', 'size', 'offset', 'interactionHeatmap', 'interactionOffset', 'displacement'] as const;
+export type LossPart = (typeof LOSS_PARTS)[number];
+
+/**
+ * Penalty-reduced focal loss (CornerNet / CenterNet, alpha 2, beta 4) from logits:
+ *
+ *   -1/max(P, 1) * sum( [gt = 1] (1-p)^2 log p + [gt < 1] (1-gt)^4 p^2 log(1-p) ),  P = #(gt = 1)
+ *
+ * with p = sigmoid(x) clamped to [1e-4, 1-1e-4]. The clamp is applied to the logit (the same thing,
+ * since sigmoid is monotonic: zero gradient outside, as CenterNet's clamp), and log p, log(1-p)
+ * come from log-sigmoid, which stays finite where log(sigmoid(x)) would underflow.
+ * Sums run over the whole batch, normalised by the batch's positives, as CenterNet does.
+ */
+export function focalLoss(logits: tf.Tensor, gt: tf.Tensor): tf.Scalar {
+  if (!tf.util.arraysEqual(logits.shape, gt.shape)) {
+    throw new ShapeError(`focalLoss: logits ${JSON.stringify(logits.shape)} and targets ${JSON.stringify(gt.shape)} differ`);
+  }
+  return tf.tidy(() => {
+    const x = tf.clipByValue(logits, -LOGIT_CLAMP, LOGIT_CLAMP);
+    const p = tf.sigmoid(x);
+    const logP = tf.logSigmoid(x);
+    const log1mP = tf.logSigmoid(tf.neg(x));
+    const pos = tf.cast(tf.equal(gt, 1), 'float32');
+    const neg = tf.cast(tf.less(gt, 1), 'float32');
+    const negWeight = tf.square(tf.square(tf.sub(1, gt))); // (1 - gt)^4
+    const oneMinusP = tf.sub(1, p);
+    const posLoss = tf.sum(tf.mul(tf.mul(logP, tf.square(oneMinusP)), pos));
+    const negLoss = tf.sum(tf.mul(tf.mul(log1mP, tf.square(p)), tf.mul(negWeight, neg)));
+    const numPos = tf.maximum(tf.sum(pos), 1);
+    return tf.div(tf.neg(tf.add(posLoss, negLoss)), numPos) as tf.Scalar;
+  });
+}
+
+/**
+ * Rows of an NHWC map at per-image cell indices: map [B, h, w, K], index [B, M] (y * w + x)
+ * -> [B, M, K]. A gather on the [B*h*w, K] view with batch-flat indices, whose gradient
+ * (UnsortedSegmentSum) every backend has.
+ */
+export function gatherAtIndices(map: tf.Tensor4D, index: tf.Tensor2D): tf.Tensor3D {
+  const [B, h, w, K] = map.shape;
+  if (index.rank !== 2 || index.shape[0] !== B) {
+    throw new ShapeError(`gatherAtIndices: index must be [${B}, M], found ${JSON.stringify(index.shape)}`);
+  }
+  const M = index.shape[1];
+  return tf.tidy(() => {
+    const flat = tf.reshape(map, [B * h * w, K]); // [B*h*w, K]
+    const base = tf.mul(tf.range(0, B, 1, 'int32'), h * w).reshape([B, 1]); // [B, 1]
+    const idx = tf.add(tf.cast(index, 'int32'), base).reshape([B * M]); // [B*M]
+    return tf.gather(flat, idx).reshape([B, M, K]) as tf.Tensor3D; // [B, M, K]
+  });
+}
+
+/**
+ * Masked L1 of a regression map read at the ground-truth cells (CenterNet's RegL1Loss):
+ * sum(|pred - target| * mask) / max(sum(mask) * K, 1), i.e. the mean absolute error per
+ * coordinate over the filled slots (0 when there are none). map [B, h, w, K], index/mask [B, M],
+ * target [B, M, K].
+ */
+export function regL1Loss(map: tf.Tensor4D, index: tf.Tensor2D, mask: tf.Tensor2D, target: tf.Tensor3D): tf.Scalar {
+  const [B, , , K] = map.shape;
+  const M = index.shape[1];
+  if (!tf.util.arraysEqual(target.shape, [B, M, K]) || !tf.util.arraysEqual(mask.shape, [B, M])) {
+    throw new ShapeError(
+      `regL1Loss: expected target [${B}, ${M}, ${K}] and mask [${B}, ${M}] for map ${JSON.stringify(map.shape)}, ` +
+        `found ${JSON.stringify(target.shape)} and ${JSON.stringify(mask.shape)}`,
+    );
+  }
+  return tf.tidy(() => {
+    const pred = gatherAtIndices(map, index); // [B, M, K]
+    const m = tf.expandDims(mask, 2); // [B, M, 1]
+    const err = tf.sum(tf.mul(tf.abs(tf.sub(pred, target)), m));
+    return tf.div(err, tf.maximum(tf.mul(tf.sum(mask), K), 1)) as tf.Scalar;
+  });
+}
+
+export interface PointHoiLosses {
+  /** sum over parts of weight x part */
+  total: tf.Scalar;
+  /** The unweighted parts, keyed as LOSS_PARTS (for logging). */
+  parts: Record<LossPart, tf.Scalar>;
+}
+
+/**
+ * All losses of a batch. `outputs` are the training-mode outputs (heatmap logits). The returned
+ * scalars are new tensors: inside `variableGrads` / a tidy they are tracked as usual.
+ */
+export function computeLosses(
+  outputs: PointHoiOutputs, targets: PointHoiTargetTensors, weights: Readonly<LossWeights> = DEFAULT_LOSS_WEIGHTS,
+): PointHoiLosses {
+  checkOutputs(outputs, targets);
+  const parts: Record<LossPart, tf.Scalar> = {
+    objectHeatmap: focalLoss(outputs.objectHeatmap, targets.objectHeatmap),
+    size: regL1Loss(outputs.objectSize, targets.objectIndex, targets.objectMask, targets.objectSize),
+    offset: regL1Loss(outputs.objectOffset, targets.objectIndex, targets.objectMask, targets.objectOffset),
+    interactionHeatmap: focalLoss(outputs.interactionHeatmap, targets.interactionHeatmap),
+    interactionOffset: regL1Loss(outputs.interactionOffset, targets.interactionIndex, targets.interactionMask, targets.interactionOffset),
+    displacement: regL1Loss(outputs.displacement, targets.interactionIndex, targets.interactionMask, targets.displacement),
+  };
+  const total = tf.tidy(() => tf.addN(LOSS_PARTS.map((k) => tf.mul(parts[k], weights[k]))) as tf.Scalar);
+  return { total, parts };
+}
+
+function checkOutputs(o: PointHoiOutputs, t: PointHoiTargetTensors): void {
+  const [B, h, w, C] = t.objectHeatmap.shape;
+  const V = t.interactionHeatmap.shape[3];
+  const expected: Record<keyof PointHoiOutputs, number[]> = {
+    objectHeatmap: [B, h, w, C],
+    objectSize: [B, h, w, 2],
+    objectOffset: [B, h, w, 2],
+    interactionHeatmap: [B, h, w, V],
+    interactionOffset: [B, h, w, 2],
+    displacement: [B, h, w, 4],
+  };
+  for (const [key, shape] of Object.entries(expected) as [keyof PointHoiOutputs, number[]][]) {
+    const got = o[key]?.shape;
+    if (got === undefined || !tf.util.arraysEqual(got, shape)) {
+      throw new ShapeError(`computeLosses: output '${key}' must be ${JSON.stringify(shape)} to match the targets, found ${JSON.stringify(got)}`);
+    }
+  }
+}
