@@ -230,9 +230,12 @@ export class DataLoader implements AsyncIterable<Batch> {
     return out;
   }
 
-  /** The batches of one epoch; iterating it twice yields identical batches. */
-  epoch(epochIndex: number): AsyncIterable<Batch> {
-    return { [Symbol.asyncIterator]: () => this.run(epochIndex) };
+  /**
+   * The batches of one epoch; iterating it twice yields identical batches. `startBatch` skips
+   * the first batches without decoding them (a resumed run continues mid-epoch).
+   */
+  epoch(epochIndex: number, startBatch = 0): AsyncIterable<Batch> {
+    return { [Symbol.asyncIterator]: () => this.run(epochIndex, startBatch) };
   }
 
   /** Successive iterations run epochs 0, 1, 2, ... (reshuffled each time, like a PyTorch loader). */
@@ -240,14 +243,14 @@ export class DataLoader implements AsyncIterable<Batch> {
     return this.run(this.iterations++);
   }
 
-  private async *run(epochIndex: number): AsyncGenerator<Batch, void, undefined> {
+  private async *run(epochIndex: number, startBatch = 0): AsyncGenerator<Batch, void, undefined> {
     const plan = this.batchIndices(epochIndex);
     const S = this.opts.inputSize;
     const pending: Array<Promise<PreparedBatch> | undefined> = [];
     const state = { stopped: false };
-    let launched = 0;
+    let launched = startBatch;
     try {
-      for (let i = 0; i < plan.length; i++) {
+      for (let i = startBatch; i < plan.length; i++) {
         while (launched < plan.length && launched <= i + this.opts.prefetch) {
           const p = this.prepareBatch(plan[launched], epochIndex, state);
           // A batch prepared ahead may fail before it is awaited: keep Node from reporting an

@@ -266,7 +266,7 @@ function evaluateCategory(cat: Category, iouThreshold: number): { ap: number; re
     for (const pair of pairs) {
       // Over all pairs, matched ones included: the reference checks `det(j_max)` only after.
       const overlap = Math.min(boxIou(det.subjectBox, pair.subjectBox), boxIou(det.objectBox, pair.objectBox));
-      if (!pair.matched && overlap > best) {
+      if (overlap > best) {
         best = overlap;
         bestPair = pair;
       }

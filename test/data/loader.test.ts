@@ -375,6 +375,10 @@ describe('data/loader', () => {
         assert.ok(b.data.every((v, j) => v === e0[i].data[j]), `batch ${i} pixels differ`);
       });
     }
+    // A resumed epoch starting at batch 1 equals the tail of the full epoch.
+    const tail = await collect(loader.epoch(0, 1));
+    assert.deepEqual(tail.map((b) => b.ids), e0.slice(1).map((b) => b.ids));
+    tail.forEach((b, i) => assert.ok(b.data.every((v, j) => v === e0[i + 1].data[j]), `resumed batch ${i + 1} differs`));
     const e1 = await collect(loader.epoch(1));
     const order0 = e0.flatMap((b) => b.ids).join('');
     const order1 = e1.flatMap((b) => b.ids).join('');

@@ -66,7 +66,7 @@ describe('models/hoi/targets', () => {
     close(at(11, 10), 0.48675226, 1e-7, 'exp(-0.72)');
     // other channels untouched
     assert.equal(t.objectHeatmap[(10 * 16 + 10) * 3 + 0], 0);
-    // exactly the 21 cells within distance 2 of the centre (the 5 x 5 square less its 4 corners? no: all 25 are > eps)
+    // the splat is the 5 x 5 window of radius 2, its smallest value exp(-5.76) well above eps
     assert.equal([...t.objectHeatmap].filter((v) => v > 0).length, 25);
   });
 

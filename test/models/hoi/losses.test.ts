@@ -1,0 +1,213 @@
+/**
+ * Point-HOI losses: the focal loss and the masked L1 against hand-computed values, the whole
+ * loss against a plain-JS reference, gradients (hand-computed and a few SGD steps), no leaks.
+ */
+import { strict as assert } from 'node:assert';
+import { tf } from '../../../src/backend/tf';
+import type { Box, HoiRecord } from '../../../src/data/record';
+import { ShapeError } from '../../../src/errors';
+import {
+  DEFAULT_LOSS_WEIGHTS, LOSS_PARTS, computeLosses, focalLoss, gatherAtIndices, regL1Loss,
+} from '../../../src/models/hoi/losses';
+import { buildTargets, disposeTargetTensors, targetsToTensors } from '../../../src/models/hoi/targets';
+import type { PointHoiOutputs } from '../../../src/models/hoi/types';
+
+function record(id: string, objects: [string, Box][], hois: [number, string, number][]): HoiRecord {
+  return {
+    id, image: `images/${id}.png`, width: 32, height: 32,
+    objects: objects.map(([category, box], i) => ({ id: i, category, box })),
+    hois: hois.map(([subject, verb, object]) => ({ subject, verb, object, anomaly: null, severity: null })),
+    label: 'normal', conversations: [],
+  };
+}
+
+function close(actual: number, expected: number, tol: number, what: string): void {
+  assert.ok(Math.abs(actual - expected) <= tol, `${what}: expected ${expected} +- ${tol}, found ${actual}`);
+}
+
+const logit = (p: number) => Math.log(p / (1 - p));
+
+/** One image on an 8 x 8 grid: a person kicking a ball. */
+const OPTS = { inputSize: 32, stride: 4, categories: ['person', 'ball'], verbs: ['kick'], maxObjects: 3, maxInteractions: 2 };
+const KICK = record('kick', [['person', [0, 0, 12, 24]], ['ball', [16, 16, 24, 24]]], [[0, 'kick', 1]]);
+
+function zeroOutputs(B: number, g: number, C: number, V: number): Record<keyof PointHoiOutputs, tf.Variable<tf.Rank.R4>> {
+  // unnamed: tfjs names them uniquely, so a failed test cannot block the next one with a name clash
+  const v = (shape: [number, number, number, number]) => tf.variable(tf.zeros(shape) as tf.Tensor4D, true);
+  return {
+    objectHeatmap: v([B, g, g, C]),
+    objectSize: v([B, g, g, 2]),
+    objectOffset: v([B, g, g, 2]),
+    interactionHeatmap: v([B, g, g, V]),
+    interactionOffset: v([B, g, g, 2]),
+    displacement: v([B, g, g, 4]),
+  };
+}
+
+describe('models/hoi/losses', () => {
+  before(async () => {
+    await tf.setBackend('cpu');
+  });
+
+  it('focal loss: hand-computed 1x2x2x1 example from logits', async () => {
+    // cells: positive p = 0.9; negative gt 0.5, p = 0.2; negative gt 0, p = 0.1; negative gt 0, logit -30 (clamped to p = 1e-4)
+    const x = tf.tensor4d([logit(0.9), logit(0.2), logit(0.1), -30], [1, 2, 2, 1]);
+    const gt = tf.tensor4d([1, 0.5, 0, 0], [1, 2, 2, 1]);
+    const expected =
+      -((1 - 0.9) ** 2) * Math.log(0.9) + // 0.00105361
+      -((1 - 0.5) ** 4) * 0.2 ** 2 * Math.log(0.8) + // 0.00055786
+      -(0.1 ** 2) * Math.log(0.9) + // 0.00105361
+      -(1e-4 ** 2) * Math.log(1 - 1e-4); // 1e-12
+    close(expected, 0.0026650692, 1e-9, 'hand value');
+    const loss = focalLoss(x, gt);
+    close((await loss.data())[0], expected / 1, 1e-7, 'focal loss / 1 positive');
+    // two positives: the same sums divided by 2
+    const gt2 = tf.tensor4d([1, 0.5, 0, 1], [1, 2, 2, 1]);
+    const loss2 = focalLoss(x, gt2);
+    // the 4th cell is now a positive at p = 1e-4 (clamped): -(1 - 1e-4)^2 log(1e-4) = 9.20850...
+    const expected2 = (expected - -(1e-4 ** 2) * Math.log(1 - 1e-4) + -((1 - 1e-4) ** 2) * Math.log(1e-4)) / 2;
+    close((await loss2.data())[0], expected2, 1e-5, 'focal loss / 2 positives');
+    tf.dispose([x, gt, loss, gt2, loss2]);
+  });
+
+  it('focal loss stays finite for extreme logits and clamps like CenterNet', async () => {
+    // a positive at logit -100: log(sigmoid) would be -100; CenterNet's clamp makes it log(1e-4)
+    const x = tf.tensor4d([-100, 100], [1, 1, 2, 1]);
+    const gt = tf.tensor4d([1, 0], [1, 1, 2, 1]);
+    const v = (await focalLoss(x, gt).data())[0];
+    close(v, -((1 - 1e-4) ** 2) * Math.log(1e-4) - (1 - 1e-4) ** 2 * Math.log(1e-4), 1e-4, 'clamped loss');
+    const g = tf.grad((t: tf.Tensor) => focalLoss(t, gt))(x);
+    assert.deepEqual(Array.from(await g.data()), [0, 0]); // outside the clamp: no gradient, as torch.clamp
+    // no positives: normalised by 1
+    const neg = (await focalLoss(tf.tensor4d([0], [1, 1, 1, 1]), tf.tensor4d([0], [1, 1, 1, 1])).data())[0];
+    close(neg, 0.25 * Math.log(2), 1e-7, 'single negative at p = 0.5');
+    assert.throws(() => focalLoss(x, tf.zeros([1, 2, 1, 1])), ShapeError);
+  });
+
+  it('gathers rows at per-image indices and computes the masked L1 by hand', async () => {
+    // image 0 cells (2 x 2 grid, K = 2): (1,2) (3,4) (5,6) (7,8); image 1: (10,20) (30,40) (50,60) (70,80)
+    const map = tf.tensor4d([1, 2, 3, 4, 5, 6, 7, 8, 10, 20, 30, 40, 50, 60, 70, 80], [2, 2, 2, 2]);
+    const index = tf.tensor2d([[3, 0, 2], [1, 1, 0]], [2, 3], 'int32');
+    const rows = gatherAtIndices(map, index);
+    assert.deepEqual(rows.shape, [2, 3, 2]);
+    assert.deepEqual(Array.from(await rows.data()), [7, 8, 1, 2, 5, 6, 30, 40, 30, 40, 10, 20]);
+    const mask = tf.tensor2d([[1, 1, 0], [1, 0, 0]]);
+    const target = tf.tensor3d([[[6.5, 8], [1, 0], [100, 100]], [[31, 38], [0, 0], [0, 0]]]);
+    // |7-6.5| + |8-8| + |1-1| + |2-0| + |30-31| + |40-38| = 5.5 over 3 filled slots x 2 coordinates
+    const l = regL1Loss(map, index, mask, target);
+    close((await l.data())[0], 5.5 / 6, 1e-7, 'masked L1');
+    // all slots empty: 0, not NaN
+    const l0 = regL1Loss(map, index, tf.zeros([2, 3]) as tf.Tensor2D, target);
+    assert.equal((await l0.data())[0], 0);
+    assert.throws(() => regL1Loss(map, index, mask, tf.zeros([2, 3, 4]) as tf.Tensor3D), /regL1Loss: expected target \[2, 3, 2\]/);
+    tf.dispose([map, index, rows, mask, target, l, l0]);
+  });
+
+  it('computeLosses at zero outputs equals a plain-JS reference, with hand-computed size gradients', async () => {
+    const t = buildTargets([KICK], OPTS);
+    const tt = targetsToTensors(t);
+    const vars = zeroOutputs(1, 8, 2, 1);
+
+    // reference: p = 0.5 everywhere, so positives cost 0.25 ln 2 and negatives (1 - gt)^4 0.25 ln 2
+    const focalRef = (gt: Float32Array) => {
+      let s = 0, pos = 0;
+      for (const v of gt) {
+        if (v === 1) {
+          s += 0.25 * Math.LN2;
+          pos++;
+        } else s += (1 - v) ** 4 * 0.25 * Math.LN2;
+      }
+      return s / Math.max(pos, 1);
+    };
+    const l1Ref = (target: Float32Array, mask: Float32Array, k: number) => {
+      let s = 0;
+      for (let i = 0; i < mask.length; i++) for (let j = 0; j < k; j++) s += mask[i] * Math.abs(target[i * k + j]);
+      return s / Math.max(1, mask.reduce((a, b) => a + b, 0) * k);
+    };
+    const ref = {
+      objectHeatmap: focalRef(t.objectHeatmap),
+      size: l1Ref(t.objectSize, t.objectMask, 2),
+      offset: l1Ref(t.objectOffset, t.objectMask, 2),
+      interactionHeatmap: focalRef(t.interactionHeatmap),
+      interactionOffset: l1Ref(t.interactionOffset, t.interactionMask, 2),
+      displacement: l1Ref(t.displacement, t.interactionMask, 4),
+    };
+    // person [0,0,12,24]: size (3, 6) cells; ball [16,16,24,24]: size (2, 2): mean |size| = 13 / 4
+    close(ref.size, 13 / 4, 1e-12, 'reference size');
+    const { total, parts } = computeLosses(vars, tt);
+    for (const k of LOSS_PARTS) close((await parts[k].data())[0], ref[k], 1e-5, `part ${k}`);
+    const totalRef = LOSS_PARTS.reduce((s, k) => s + DEFAULT_LOSS_WEIGHTS[k] * ref[k], 0);
+    close((await total.data())[0], totalRef, 1e-5, 'total');
+    tf.dispose([total, ...Object.values(parts)]);
+
+    // d total / d size at a filled cell = 0.1 * -sign(target) / (2 slots x 2 coordinates) = -0.025; 0 elsewhere
+    const { value, grads } = tf.variableGrads(() => computeLosses(vars, tt).total, [vars.objectSize]);
+    const gs = await grads[vars.objectSize.name].data();
+    const person = t.objectIndex[0], ball = t.objectIndex[1];
+    assert.deepEqual([person, ball], [3 * 8 + 1, 5 * 8 + 5]); // centres (1.5, 3) and (5, 5) cells
+    for (let i = 0; i < 64; i++) {
+      const want = i === person || i === ball ? -0.025 : 0;
+      close(gs[2 * i], want, 1e-7, `grad w at cell ${i}`);
+      close(gs[2 * i + 1], want, 1e-7, `grad h at cell ${i}`);
+    }
+    tf.dispose([value, ...Object.values(grads)]);
+    disposeTargetTensors(tt);
+    tf.dispose(Object.values(vars));
+  });
+
+  it('losses decrease under a few SGD steps on free output maps (gradients reach every map)', async () => {
+    const tt = targetsToTensors(buildTargets([KICK], OPTS));
+    const vars = zeroOutputs(1, 8, 2, 1);
+    const opt = tf.train.sgd(0.1);
+    const history: Record<string, number>[] = [];
+    for (let step = 0; step < 6; step++) {
+      const { value, grads } = tf.variableGrads(() => {
+        const { total, parts } = computeLosses(vars, tt);
+        // keep the parts for logging without leaking: read them inside, dispose right after
+        history.push(Object.fromEntries(LOSS_PARTS.map((k) => [k, parts[k].dataSync()[0]])));
+        return total;
+      });
+      for (const k of Object.keys(grads)) {
+        const norm = (await grads[k].abs().sum().data())[0];
+        assert.ok(norm > 0, `step ${step}: zero gradient for ${k}`);
+      }
+      opt.applyGradients(grads);
+      history[step].total = (await value.data())[0];
+      tf.dispose([value, ...Object.values(grads)]);
+    }
+    for (let s = 1; s < history.length; s++) {
+      for (const k of [...LOSS_PARTS, 'total']) {
+        assert.ok(history[s][k] < history[s - 1][k], `step ${s}: ${k} went from ${history[s - 1][k]} to ${history[s][k]}`);
+      }
+    }
+    assert.ok(history[5].total < 0.6 * history[0].total, `total ${history[0].total} -> ${history[5].total}`);
+    opt.dispose();
+    disposeTargetTensors(tt);
+    tf.dispose(Object.values(vars));
+  });
+
+  it('leaks no tensors: exactly the 7 returned scalars outside tidy, none inside', () => {
+    const tt = targetsToTensors(buildTargets([KICK, KICK], OPTS));
+    const vars = zeroOutputs(2, 8, 2, 1);
+    const before = tf.memory().numTensors;
+    const kept = tf.tidy(() => computeLosses(vars, tt).total);
+    kept.dispose();
+    assert.equal(tf.memory().numTensors, before);
+    const out = computeLosses(vars, tt);
+    assert.equal(tf.memory().numTensors, before + 1 + LOSS_PARTS.length);
+    tf.dispose([out.total, ...Object.values(out.parts)]);
+    assert.equal(tf.memory().numTensors, before);
+    disposeTargetTensors(tt);
+    tf.dispose(Object.values(vars));
+  });
+
+  it('rejects outputs whose shapes do not fit the targets', () => {
+    const tt = targetsToTensors(buildTargets([KICK], OPTS));
+    const vars = zeroOutputs(1, 8, 2, 1);
+    const bad = { ...vars, displacement: tf.zeros([1, 8, 8, 2]) as tf.Tensor4D };
+    assert.throws(() => computeLosses(bad, tt), /output 'displacement' must be \[1,8,8,4\] to match the targets, found \[1,8,8,2\]/);
+    bad.displacement.dispose();
+    disposeTargetTensors(tt);
+    tf.dispose(Object.values(vars));
+  });
+});
