@@ -28,8 +28,8 @@ import {
   BatchNorm2d, Conv2d, GlobalAvgPool, Linear, MaxPool2d, Module, Padding2d, Sequential, assertShape, deriveSeed, fmtShape, init,
 } from '../nn';
 
-/** Feature maps by level; NHWC tensors in tfjs. */
-export interface FeatureMaps {
+/** Feature maps by level; NHWC tensors in tfjs. (A type alias: tf.tidy accepts it as a TensorContainer.) */
+export type FeatureMaps = {
   /** [B, H/4, W/4, C2] */
   c2: tf.Tensor4D;
   /** [B, H/8, W/8, C3] */
@@ -38,7 +38,7 @@ export interface FeatureMaps {
   c4: tf.Tensor4D;
   /** [B, H/32, W/32, C5] */
   c5: tf.Tensor4D;
-}
+};
 
 export type FeatureLevel = keyof FeatureMaps;
 export const FEATURE_LEVELS: readonly FeatureLevel[] = ['c2', 'c3', 'c4', 'c5'];

@@ -182,7 +182,8 @@ function detect(maps: PointHoiMaps, labels: DecodeLabels, cfg: DecodeConfig): Gr
   return findPeaks(maps.objectHeatmap, h, w, labels.categories.length, cfg.objectThreshold, cfg.topKObjects).map((p) => {
     const i = p.y * w + p.x;
     const gx = p.x + maps.objectOffset[2 * i], gy = p.y + maps.objectOffset[2 * i + 1];
-    const bw = maps.objectSize[2 * i], bh = maps.objectSize[2 * i + 1];
+    // a negative size (an untrained head) would flip the box: read it as empty
+    const bw = Math.max(0, maps.objectSize[2 * i]), bh = Math.max(0, maps.objectSize[2 * i + 1]);
     return {
       category: labels.categories[p.channel],
       categoryIndex: p.channel,
@@ -258,9 +259,8 @@ export interface DecodeResult {
 }
 
 /** Objects and triplets of one image; triplets sorted by score desc, boxes in model-input pixels. */
-export function decodePointHoi(maps: PointHoiMaps, labels: DecodeLabels, config: DecodeConfig = DEFAULT_DECODE_CONFIG): DecodeResult {
+export function decodePointHoi(maps: PointHoiMaps, labels: DecodeLabels, cfg: DecodeConfig = DEFAULT_DECODE_CONFIG): DecodeResult {
   checkMaps(maps, labels);
-  const cfg = config;
   const { width: w, height: h } = maps;
   const R = labels.stride;
   const dets = detect(maps, labels, cfg);

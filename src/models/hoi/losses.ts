@@ -38,7 +38,7 @@ export type LossPart = (typeof LOSS_PARTS)[number];
  *
  * with p = sigmoid(x) clamped to [1e-4, 1-1e-4]. The clamp is applied to the logit (the same thing,
  * since sigmoid is monotonic: zero gradient outside, as CenterNet's clamp), and log p, log(1-p)
- * come from log-sigmoid, which stays finite where log(sigmoid(x)) would underflow.
+ * come from log-sigmoid (-softplus), which stays finite where log(sigmoid(x)) would underflow.
  * Sums run over the whole batch, normalised by the batch's positives, as CenterNet does.
  */
 export function focalLoss(logits: tf.Tensor, gt: tf.Tensor): tf.Scalar {
@@ -48,8 +48,10 @@ export function focalLoss(logits: tf.Tensor, gt: tf.Tensor): tf.Scalar {
   return tf.tidy(() => {
     const x = tf.clipByValue(logits, -LOGIT_CLAMP, LOGIT_CLAMP);
     const p = tf.sigmoid(x);
-    const logP = tf.logSigmoid(x);
-    const log1mP = tf.logSigmoid(tf.neg(x));
+    // log p = -softplus(-x), log(1 - p) = -softplus(x). Not tf.logSigmoid: its customGrad closes
+    // over its input, which this tidy has disposed by the time the tape runs backward.
+    const logP = tf.neg(tf.softplus(tf.neg(x)));
+    const log1mP = tf.neg(tf.softplus(x));
     const pos = tf.cast(tf.equal(gt, 1), 'float32');
     const neg = tf.cast(tf.less(gt, 1), 'float32');
     const negWeight = tf.square(tf.square(tf.sub(1, gt))); // (1 - gt)^4
@@ -74,7 +76,7 @@ export function gatherAtIndices(map: tf.Tensor4D, index: tf.Tensor2D): tf.Tensor
   const M = index.shape[1];
   return tf.tidy(() => {
     const flat = tf.reshape(map, [B * h * w, K]); // [B*h*w, K]
-    const base = tf.mul(tf.range(0, B, 1, 'int32'), h * w).reshape([B, 1]); // [B, 1]
+    const base = tf.range(0, B * h * w, h * w, 'int32').reshape([B, 1]); // [B, 1]: b * h * w
     const idx = tf.add(tf.cast(index, 'int32'), base).reshape([B * M]); // [B*M]
     return tf.gather(flat, idx).reshape([B, M, K]) as tf.Tensor3D; // [B, M, K]
   });

@@ -14,31 +14,23 @@
 import { tf } from '../../backend/tf';
 import type { OnnxGraph } from '../../export/onnx_graph';
 import { Conv2d, Module, ReLU, Sequential, assertShape, deriveSeed, fmtShape, init } from '../nn';
+import type { PointHoiOutputs } from './types';
+
+export type { PointHoiOutputs } from './types';
 
 /** CenterNet's heatmap bias: sigmoid(-2.19) = 0.1006. */
 export const HEATMAP_PRIOR_BIAS = -2.19;
 
 /**
- * The maps of the point head, NHWC, on the output grid h = H/4, w = W/4 (H, W: input size).
- * Grid units: one unit = one output cell = 4 input pixels; cell (x, y) has its centre at
- * input pixel 4 (x + offset_x), 4 (y + offset_y) as in CenterNet.
- * (A type alias rather than an interface: tf.tidy accepts it as a TensorContainer.)
+ * The maps (PointHoiOutputs, ./types), NHWC on the grid h = H/4, w = W/4 (H, W: input size);
+ * grid units (1 cell = 4 input pixels):
+ *   objectHeatmap       [B, h, w, numCategories]  object centres per category, person included (logits from forward)
+ *   objectSize          [B, h, w, 2]  (w, h) of the box, read at its centre cell
+ *   objectOffset        [B, h, w, 2]  (dx, dy) of the centre from its cell's corner, in [0, 1)
+ *   interactionHeatmap  [B, h, w, numVerbs]  interaction points (subject-object midpoints) per verb (logits)
+ *   interactionOffset   [B, h, w, 2]  sub-cell offset of the interaction point
+ *   displacement        [B, h, w, 4]  (dx, dy) from the integer interaction cell to the subject centre, then to the object centre
  */
-export type PointHoiOutputs = {
-  /** [B, h, w, numCategories]: object centre heatmap per category (person included); logits from forward, probabilities from predictMaps. */
-  objectHeatmap: tf.Tensor4D;
-  /** [B, h, w, 2]: (width, height) of the object box centred at the cell, in grid units. */
-  objectSize: tf.Tensor4D;
-  /** [B, h, w, 2]: (dx, dy) sub-cell offset of the object centre, in grid units (target in [0, 1)). */
-  objectOffset: tf.Tensor4D;
-  /** [B, h, w, numVerbs]: interaction-point heatmap per verb, the point at the midpoint of subject and object centres; logits / probabilities as objectHeatmap. */
-  interactionHeatmap: tf.Tensor4D;
-  /** [B, h, w, 2]: (dx, dy) sub-cell offset of the interaction point, in grid units. */
-  interactionOffset: tf.Tensor4D;
-  /** [B, h, w, 4]: (dx_s, dy_s, dx_o, dy_o) from the interaction point to the subject centre and to the object centre, in grid units. */
-  displacement: tf.Tensor4D;
-};
-
 export type PointHoiKey = keyof PointHoiOutputs;
 
 /** The outputs in their fixed order: tfjs key, ONNX output name, whether it is a heatmap. */
@@ -95,7 +87,7 @@ export class PointHead extends Module {
   forward(x: tf.Tensor4D): PointHoiOutputs {
     assertShape(x.rank === 4 && x.shape[3] === this.inChannels,
       () => `PointHead(${this.onnxScope()}): input [B,h,w,${this.inChannels}] expected, got ${fmtShape(x.shape)}`);
-    return tf.tidy(() => {
+    return tidyMaps(() => {
       const out = {} as PointHoiOutputs;
       for (const [key, branch] of this.branches) out[key] = branch.forward(x) as tf.Tensor4D;
       return out;
@@ -114,4 +106,9 @@ export class PointHead extends Module {
     const maps = this.toOnnxMaps(g, x);
     return POINT_HOI_OUTPUTS.map(({ key }) => maps[key]);
   }
+}
+
+/** tf.tidy for a function returning the six maps (an interface, which tidy's TensorContainer type does not admit). */
+export function tidyMaps(f: () => PointHoiOutputs): PointHoiOutputs {
+  return tf.tidy(() => f() as unknown as tf.TensorContainerObject) as unknown as PointHoiOutputs;
 }

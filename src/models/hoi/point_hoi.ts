@@ -8,10 +8,10 @@
  * Outputs (PointHoiOutputs, all NHWC on the grid h = S/4, w = S/4; see point_head.ts):
  *   objectHeatmap       [B, h, w, numCategories]  object centres per category (person included)
  *   objectSize          [B, h, w, 2]              box (width, height), grid units
- *   objectOffset        [B, h, w, 2]              sub-cell offset of the object centre
+ *   objectOffset        [B, h, w, 2]              sub-cell offset of the object centre from its cell's corner, [0, 1)
  *   interactionHeatmap  [B, h, w, numVerbs]       interaction points (subject-object midpoints)
  *   interactionOffset   [B, h, w, 2]              sub-cell offset of the interaction point
- *   displacement        [B, h, w, 4]              (dx, dy) to the subject centre, (dx, dy) to the object centre, grid units
+ *   displacement        [B, h, w, 4]              (dx, dy) from the integer interaction cell to the subject centre, then to the object centre
  * `forward` returns heatmaps as logits (for the focal loss, which wants log-sigmoid), while
  * `predictMaps` and the ONNX graph return them after the sigmoid.
  *
@@ -29,7 +29,7 @@ import { Dim, OnnxGraph } from '../../export/onnx_graph';
 import { BACKBONE_NAMES, Backbone, createBackbone } from '../backbones/registry';
 import { Module, assertShape, deriveSeed, fmtShape } from '../nn';
 import { FpnNeck } from './neck';
-import { POINT_HOI_OUTPUTS, PointHead, PointHoiKey, PointHoiOutputs } from './point_head';
+import { POINT_HOI_OUTPUTS, PointHead, PointHoiKey, PointHoiOutputs, tidyMaps } from './point_head';
 
 export { HEATMAP_PRIOR_BIAS, POINT_HOI_OUTPUTS } from './point_head';
 export type { PointHoiKey, PointHoiOutputs } from './point_head';
@@ -121,7 +121,7 @@ export class PointHoiExtractor extends Module {
   /** images [B, S, S, 3] -> raw maps: heatmaps as logits (training, losses). */
   forward(images: tf.Tensor4D): PointHoiOutputs {
     this.checkImages(images);
-    return tf.tidy(() => {
+    return tidyMaps(() => {
       const features = this.backbone.forwardFeatures(images); // c2 [B,S/4,S/4,C2] ... c5 [B,S/32,S/32,C5]
       const x = this.neck.forward(features); // [B, S/4, S/4, neckChannels]
       return this.head.forward(x);
@@ -130,7 +130,7 @@ export class PointHoiExtractor extends Module {
 
   /** images [B, S, S, 3] -> inference maps: heatmaps after the sigmoid (what the ONNX graph returns). */
   predictMaps(images: tf.Tensor4D): PointHoiOutputs {
-    return tf.tidy(() => {
+    return tidyMaps(() => {
       const raw = this.forward(images);
       const out = { ...raw };
       for (const { key, heatmap } of POINT_HOI_OUTPUTS) if (heatmap) out[key] = tf.sigmoid(raw[key]);

@@ -12,7 +12,7 @@ import type { tf } from '../../backend/tf';
  * |---|---|---|
  * | objectHeatmap | [B, h, w, C] | object-centre scores per category (logits in training, sigmoid in inference) |
  * | objectSize | [B, h, w, 2] | box (w, h) in grid units, read at a centre |
- * | objectOffset | [B, h, w, 2] | sub-cell offset (dx, dy) of the centre from the cell's corner, in [0, 1) |
+ * | objectOffset | [B, h, w, 2] | sub-cell offset (dx, dy) of the centre from the cell's corner, in [0, 1) (up to 1 on the far border) |
  * | interactionHeatmap | [B, h, w, V] | interaction-point scores per verb (logits / sigmoid) |
  * | interactionOffset | [B, h, w, 2] | sub-cell offset of the interaction point |
  * | displacement | [B, h, w, 4] | (dx, dy) from the integer interaction point to the subject centre, then to the object centre |

@@ -31,16 +31,17 @@ const logit = (p: number) => Math.log(p / (1 - p));
 const OPTS = { inputSize: 32, stride: 4, categories: ['person', 'ball'], verbs: ['kick'], maxObjects: 3, maxInteractions: 2 };
 const KICK = record('kick', [['person', [0, 0, 12, 24]], ['ball', [16, 16, 24, 24]]], [[0, 'kick', 1]]);
 
-function zeroOutputs(B: number, g: number, C: number, V: number): Record<keyof PointHoiOutputs, tf.Variable<tf.Rank.R4>> {
+/** Output maps as variables: heatmap logits 0 (p = 0.5), regressions `reg` everywhere. */
+function freeOutputs(B: number, g: number, C: number, V: number, reg = 0): Record<keyof PointHoiOutputs, tf.Variable<tf.Rank.R4>> {
   // unnamed: tfjs names them uniquely, so a failed test cannot block the next one with a name clash
-  const v = (shape: [number, number, number, number]) => tf.variable(tf.zeros(shape) as tf.Tensor4D, true);
+  const v = (shape: [number, number, number, number], value: number) => tf.variable(tf.fill(shape, value) as tf.Tensor4D, true);
   return {
-    objectHeatmap: v([B, g, g, C]),
-    objectSize: v([B, g, g, 2]),
-    objectOffset: v([B, g, g, 2]),
-    interactionHeatmap: v([B, g, g, V]),
-    interactionOffset: v([B, g, g, 2]),
-    displacement: v([B, g, g, 4]),
+    objectHeatmap: v([B, g, g, C], 0),
+    objectSize: v([B, g, g, 2], reg),
+    objectOffset: v([B, g, g, 2], reg),
+    interactionHeatmap: v([B, g, g, V], 0),
+    interactionOffset: v([B, g, g, 2], reg),
+    displacement: v([B, g, g, 4], reg),
   };
 }
 
@@ -74,14 +75,18 @@ describe('models/hoi/losses', () => {
     // a positive at logit -100: log(sigmoid) would be -100; CenterNet's clamp makes it log(1e-4)
     const x = tf.tensor4d([-100, 100], [1, 1, 2, 1]);
     const gt = tf.tensor4d([1, 0], [1, 1, 2, 1]);
-    const v = (await focalLoss(x, gt).data())[0];
-    close(v, -((1 - 1e-4) ** 2) * Math.log(1e-4) - (1 - 1e-4) ** 2 * Math.log(1e-4), 1e-4, 'clamped loss');
+    const l = focalLoss(x, gt);
+    // both cells cost -(1 - 1e-4)^2 log(1e-4) = 9.2085 (the positive at p = 1e-4, the negative at p = 1 - 1e-4)
+    close((await l.data())[0], -2 * (1 - 1e-4) ** 2 * Math.log(1e-4), 1e-4, 'clamped loss');
     const g = tf.grad((t: tf.Tensor) => focalLoss(t, gt))(x);
     assert.deepEqual(Array.from(await g.data()), [0, 0]); // outside the clamp: no gradient, as torch.clamp
     // no positives: normalised by 1
-    const neg = (await focalLoss(tf.tensor4d([0], [1, 1, 1, 1]), tf.tensor4d([0], [1, 1, 1, 1])).data())[0];
-    close(neg, 0.25 * Math.log(2), 1e-7, 'single negative at p = 0.5');
-    assert.throws(() => focalLoss(x, tf.zeros([1, 2, 1, 1])), ShapeError);
+    const z = tf.zeros([1, 1, 1, 1]);
+    const neg = focalLoss(z, z);
+    close((await neg.data())[0], 0.25 * Math.log(2), 1e-7, 'single negative at p = 0.5');
+    const wrong = tf.zeros([1, 2, 1, 1]);
+    assert.throws(() => focalLoss(x, wrong), ShapeError);
+    tf.dispose([x, gt, l, g, z, neg, wrong]);
   });
 
   it('gathers rows at per-image indices and computes the masked L1 by hand', async () => {
@@ -106,7 +111,7 @@ describe('models/hoi/losses', () => {
   it('computeLosses at zero outputs equals a plain-JS reference, with hand-computed size gradients', async () => {
     const t = buildTargets([KICK], OPTS);
     const tt = targetsToTensors(t);
-    const vars = zeroOutputs(1, 8, 2, 1);
+    const vars = freeOutputs(1, 8, 2, 1);
 
     // reference: p = 0.5 everywhere, so positives cost 0.25 ln 2 and negatives (1 - gt)^4 0.25 ln 2
     const focalRef = (gt: Float32Array) => {
@@ -157,7 +162,9 @@ describe('models/hoi/losses', () => {
 
   it('losses decrease under a few SGD steps on free output maps (gradients reach every map)', async () => {
     const tt = targetsToTensors(buildTargets([KICK], OPTS));
-    const vars = zeroOutputs(1, 8, 2, 1);
+    const vars = freeOutputs(1, 8, 2, 1, -2);
+    // regressions start at -2, over 0.25 away from every target coordinate (the largest step of 5 at
+    // lr 0.1 is 0.05): no L1 term reaches its kink, where tfjs's abs gradient at 0 is -1 and the loss could rise
     const opt = tf.train.sgd(0.1);
     const history: Record<string, number>[] = [];
     for (let step = 0; step < 6; step++) {
@@ -180,7 +187,16 @@ describe('models/hoi/losses', () => {
         assert.ok(history[s][k] < history[s - 1][k], `step ${s}: ${k} went from ${history[s - 1][k]} to ${history[s][k]}`);
       }
     }
-    assert.ok(history[5].total < 0.6 * history[0].total, `total ${history[0].total} -> ${history[5].total}`);
+    // L1 terms move by lr x gradient per step, every coordinate on the same side of its target:
+    // size: targets (3, 6), (2, 2) from -2 -> 21/4, each coordinate +0.1 x 0.1/4 -> -0.0025 a step
+    // offset: (0.5, 0), (0, 0) -> 8.5/4, +0.1 x 1/4 -> -0.025; interaction offset: (0.25, 0) -> 4.25/2, -0.05;
+    // displacement: (-1.5, -1, 2, 1) -> 8.5/4, -0.025
+    const linear: [string, number, number][] = [['size', 5.25, 0.0025], ['offset', 2.125, 0.025], ['interactionOffset', 2.125, 0.05], ['displacement', 2.125, 0.025]];
+    for (const [k, start, perStep] of linear) {
+      history.forEach((h, s) => close(h[k], start - perStep * s, 1e-5, `${k} at step ${s}`));
+    }
+    assert.ok(history[5].objectHeatmap < 0.9 * history[0].objectHeatmap, `object heatmap ${history[0].objectHeatmap} -> ${history[5].objectHeatmap}`);
+    assert.ok(history[5].interactionHeatmap < 0.8 * history[0].interactionHeatmap, `interaction heatmap ${history[0].interactionHeatmap} -> ${history[5].interactionHeatmap}`);
     opt.dispose();
     disposeTargetTensors(tt);
     tf.dispose(Object.values(vars));
@@ -188,7 +204,7 @@ describe('models/hoi/losses', () => {
 
   it('leaks no tensors: exactly the 7 returned scalars outside tidy, none inside', () => {
     const tt = targetsToTensors(buildTargets([KICK, KICK], OPTS));
-    const vars = zeroOutputs(2, 8, 2, 1);
+    const vars = freeOutputs(2, 8, 2, 1);
     const before = tf.memory().numTensors;
     const kept = tf.tidy(() => computeLosses(vars, tt).total);
     kept.dispose();
@@ -203,7 +219,7 @@ describe('models/hoi/losses', () => {
 
   it('rejects outputs whose shapes do not fit the targets', () => {
     const tt = targetsToTensors(buildTargets([KICK], OPTS));
-    const vars = zeroOutputs(1, 8, 2, 1);
+    const vars = freeOutputs(1, 8, 2, 1);
     const bad = { ...vars, displacement: tf.zeros([1, 8, 8, 2]) as tf.Tensor4D };
     assert.throws(() => computeLosses(bad, tt), /output 'displacement' must be \[1,8,8,4\] to match the targets, found \[1,8,8,2\]/);
     bad.displacement.dispose();

@@ -34,13 +34,13 @@ describe('models/hoi/targets', () => {
     // 10 x 10: (-28 + sqrt(784 + 336)) / 2 = -14 + sqrt(280) = 2.733200530681511
     close(gaussianRadius(10, 10), -14 + Math.sqrt(280), 1e-12, 'r(10, 10)');
     close(gaussianRadius(10, 10), 2.7332005, 1e-7, 'r(10, 10)');
-    // h 20, w 5: (-35 + sqrt(1225 + 336)) / 2 = (-35 + 39.509492...) / 2 = 2.2547...
+    // h 20, w 5: (-35 + sqrt(1225 + 336)) / 2 = (-35 + 39.509493) / 2
     close(gaussianRadius(20, 5), (-35 + Math.sqrt(1561)) / 2, 1e-12, 'r(20, 5)');
-    close(gaussianRadius(20, 5), 2.2547461, 1e-7, 'r(20, 5)');
+    close(gaussianRadius(20, 5), 2.2547463, 1e-7, 'r(20, 5)');
     // 4 x 4: (-11.2 + sqrt(125.44 + 53.76)) / 2 = 1.0932802...
     close(gaussianRadius(4, 4), 1.0932802, 1e-7, 'r(4, 4)');
-    // h 14, w 5: (-26.6 + sqrt(707.56 + 235.2)) / 2 = 2.0522...
-    close(gaussianRadius(14, 5), 2.0521942, 1e-7, 'r(14, 5)');
+    // h 14, w 5: (-26.6 + sqrt(707.56 + 235.2)) / 2 = (-26.6 + 30.704397) / 2
+    close(gaussianRadius(14, 5), 2.0521985, 1e-7, 'r(14, 5)');
     // a degenerate box has radius 0
     assert.equal(gaussianRadius(0, 7), 0);
     // the integer radius rounds sizes up first (CenterNet: ceil(h), ceil(w)), then truncates
