@@ -10,8 +10,8 @@
  *    predicted subject centre and object centre;
  * 4. matching: the subject is the nearest detected `person`, the object the nearest other detection
  *    whose category the verb was trained with (`compatible`), each within a distance limit of
- *    matchDistance x the detection's longer side (at least 1 cell);
- * 5. score = interaction x subject x object; triplet NMS per (verb, object category); top maxTriplets.
+ *    match_distance x the detection's longer side (at least 1 cell);
+ * 5. score = interaction x subject x object; triplet NMS per (verb, object category); top max_triplets.
  */
 import { z } from 'zod';
 import { ConfigError, ShapeError } from '../../errors';
@@ -23,27 +23,27 @@ import type { PointHoiMaps } from './types';
 export const DecodeConfigSchema = z
   .object({
     /** Object peaks kept, over all categories (CenterNet: 100). */
-    topKObjects: z.number().int().min(1).default(100),
+    top_k_objects: z.number().int().min(1).default(100),
     /** Interaction peaks kept, over all verbs. */
-    topKInteractions: z.number().int().min(1).default(64),
+    top_k_interactions: z.number().int().min(1).default(64),
     /**
      * Minimum object / interaction peak score. Keeps empty areas (where every cell ties at ~0 and is
      * a "peak") out of top-K and out of the matching, where a nearer junk peak would win.
      */
-    objectThreshold: z.number().min(0).max(1).default(0.01),
-    interactionThreshold: z.number().min(0).max(1).default(0.01),
+    object_threshold: z.number().min(0).max(1).default(0.01),
+    interaction_threshold: z.number().min(0).max(1).default(0.01),
     /** Triplets scoring below are dropped. */
-    scoreThreshold: z.number().min(0).max(1).default(0),
+    score_threshold: z.number().min(0).max(1).default(0),
     /** Triplet NMS: suppressed when subject IoU and object IoU both exceed it (same verb and object category). */
-    nmsThreshold: z.number().min(0).max(1).default(0.5),
-    maxTriplets: z.number().int().min(1).default(100),
+    nms_threshold: z.number().min(0).max(1).default(0.5),
+    max_triplets: z.number().int().min(1).default(100),
     /**
-     * A predicted centre matches a detection within matchDistance x the detection's longer side
+     * A predicted centre matches a detection within match_distance x the detection's longer side
      * (grid cells; at least 1 cell, so tiny boxes stay reachable).
      */
-    matchDistance: z.number().positive().default(0.5),
+    match_distance: z.number().positive().default(0.5),
     /** Category of subjects. */
-    subjectCategory: z.string().min(1).default('person'),
+    subject_category: z.string().min(1).default('person'),
   })
   .strict();
 
@@ -179,7 +179,7 @@ function checkMaps(maps: PointHoiMaps, labels: DecodeLabels): void {
 function detect(maps: PointHoiMaps, labels: DecodeLabels, cfg: DecodeConfig): GridDetection[] {
   const { width: w, height: h } = maps;
   const R = labels.stride;
-  return findPeaks(maps.objectHeatmap, h, w, labels.categories.length, cfg.objectThreshold, cfg.topKObjects).map((p) => {
+  return findPeaks(maps.objectHeatmap, h, w, labels.categories.length, cfg.object_threshold, cfg.top_k_objects).map((p) => {
     const i = p.y * w + p.x;
     const gx = p.x + maps.objectOffset[2 * i], gy = p.y + maps.objectOffset[2 * i + 1];
     // a negative size (an untrained head) would flip the box: read it as empty
@@ -218,13 +218,13 @@ export function weaponScore(detections: readonly Detection[], weapons: readonly 
 // Triplets
 
 /** The nearest candidate to (x, y) within its distance limit, or null. */
-function nearest(cands: readonly GridDetection[], x: number, y: number, matchDistance: number, exclude: GridDetection | null): GridDetection | null {
+function nearest(cands: readonly GridDetection[], x: number, y: number, match_distance: number, exclude: GridDetection | null): GridDetection | null {
   let best: GridDetection | null = null;
   let bestD = Infinity;
   for (const d of cands) {
     if (d === exclude) continue;
     const dist = Math.hypot(d.gx - x, d.gy - y);
-    const limit = Math.max(1, matchDistance * d.long);
+    const limit = Math.max(1, match_distance * d.long);
     if (dist <= limit && dist < bestD) {
       best = d;
       bestD = dist;
@@ -264,23 +264,23 @@ export function decodePointHoi(maps: PointHoiMaps, labels: DecodeLabels, cfg: De
   const { width: w, height: h } = maps;
   const R = labels.stride;
   const dets = detect(maps, labels, cfg);
-  const people = dets.filter((d) => d.category === cfg.subjectCategory);
+  const people = dets.filter((d) => d.category === cfg.subject_category);
   const byVerb = labels.verbs.map((v) => {
     const ok = labels.compatible.get(v);
     return ok === undefined ? [] : dets.filter((d) => ok.has(d.category));
   });
 
   const candidates: Triplet[] = [];
-  for (const p of findPeaks(maps.interactionHeatmap, h, w, labels.verbs.length, cfg.interactionThreshold, cfg.topKInteractions)) {
+  for (const p of findPeaks(maps.interactionHeatmap, h, w, labels.verbs.length, cfg.interaction_threshold, cfg.top_k_interactions)) {
     const i = p.y * w + p.x;
     const disp = maps.displacement;
-    const subject = nearest(people, p.x + disp[4 * i], p.y + disp[4 * i + 1], cfg.matchDistance, null);
+    const subject = nearest(people, p.x + disp[4 * i], p.y + disp[4 * i + 1], cfg.match_distance, null);
     if (subject === null) continue;
     // the object is another detection: a person does not act on itself (a victim is another person)
-    const object = nearest(byVerb[p.channel], p.x + disp[4 * i + 2], p.y + disp[4 * i + 3], cfg.matchDistance, subject);
+    const object = nearest(byVerb[p.channel], p.x + disp[4 * i + 2], p.y + disp[4 * i + 3], cfg.match_distance, subject);
     if (object === null) continue;
     const score = p.score * subject.score * object.score;
-    if (score < cfg.scoreThreshold) continue;
+    if (score < cfg.score_threshold) continue;
     candidates.push({
       subjectBox: subject.box,
       objectBox: object.box,
@@ -294,7 +294,7 @@ export function decodePointHoi(maps: PointHoiMaps, labels: DecodeLabels, cfg: De
     });
   }
   candidates.sort((a, b) => b.score - a.score); // stable: ties stay in peak order
-  const triplets = tripletNms(candidates, cfg.nmsThreshold).slice(0, cfg.maxTriplets);
+  const triplets = tripletNms(candidates, cfg.nms_threshold).slice(0, cfg.max_triplets);
   return { objects: dets.map(stripGrid), triplets };
 }
 

@@ -15,12 +15,12 @@ const LOGIT_CLAMP = Math.log((1 - PROB_CLAMP) / PROB_CLAMP); // 9.2102...
 
 export const LossWeightsSchema = z
   .object({
-    objectHeatmap: z.number().min(0).default(1),
+    object_heatmap: z.number().min(0).default(1),
     /** 0.1 as in CenterNet / PPDM: sizes are in cells, an order of magnitude above offsets. */
     size: z.number().min(0).default(0.1),
     offset: z.number().min(0).default(1),
-    interactionHeatmap: z.number().min(0).default(1),
-    interactionOffset: z.number().min(0).default(1),
+    interaction_heatmap: z.number().min(0).default(1),
+    interaction_offset: z.number().min(0).default(1),
     displacement: z.number().min(0).default(1),
   })
   .strict();
@@ -28,7 +28,7 @@ export const LossWeightsSchema = z
 export type LossWeights = z.infer<typeof LossWeightsSchema>;
 export const DEFAULT_LOSS_WEIGHTS: Readonly<LossWeights> = Object.freeze(LossWeightsSchema.parse({}));
 
-export const LOSS_PARTS = ['objectHeatmap', 'size', 'offset', 'interactionHeatmap', 'interactionOffset', 'displacement'] as const;
+export const LOSS_PARTS = ['object_heatmap', 'size', 'offset', 'interaction_heatmap', 'interaction_offset', 'displacement'] as const;
 export type LossPart = (typeof LOSS_PARTS)[number];
 
 /**
@@ -121,11 +121,11 @@ export function computeLosses(
 ): PointHoiLosses {
   checkOutputs(outputs, targets);
   const parts: Record<LossPart, tf.Scalar> = {
-    objectHeatmap: focalLoss(outputs.objectHeatmap, targets.objectHeatmap),
+    object_heatmap: focalLoss(outputs.objectHeatmap, targets.objectHeatmap),
     size: regL1Loss(outputs.objectSize, targets.objectIndex, targets.objectMask, targets.objectSize),
     offset: regL1Loss(outputs.objectOffset, targets.objectIndex, targets.objectMask, targets.objectOffset),
-    interactionHeatmap: focalLoss(outputs.interactionHeatmap, targets.interactionHeatmap),
-    interactionOffset: regL1Loss(outputs.interactionOffset, targets.interactionIndex, targets.interactionMask, targets.interactionOffset),
+    interaction_heatmap: focalLoss(outputs.interactionHeatmap, targets.interactionHeatmap),
+    interaction_offset: regL1Loss(outputs.interactionOffset, targets.interactionIndex, targets.interactionMask, targets.interactionOffset),
     displacement: regL1Loss(outputs.displacement, targets.interactionIndex, targets.interactionMask, targets.displacement),
   };
   const total = tf.tidy(() => tf.addN(LOSS_PARTS.map((k) => tf.mul(parts[k], weights[k]))) as tf.Scalar);

@@ -112,15 +112,15 @@ describe('models/hoi/decode', () => {
     const [t] = decodeTriplets(m, LABELS);
     assert.deepEqual([t.interactionScore, t.subjectScore, t.objectScore].map((v) => Math.fround(v)), [0.9, 0.8, 0.5].map(Math.fround));
     assert.ok(Math.abs(t.score - 0.36) < 1e-6, `score ${t.score}`);
-    assert.equal(decodeTriplets(m, LABELS, parseDecodeConfig({ scoreThreshold: 0.37 })).length, 0);
-    assert.equal(decodeTriplets(m, LABELS, parseDecodeConfig({ scoreThreshold: 0.35 })).length, 1);
+    assert.equal(decodeTriplets(m, LABELS, parseDecodeConfig({ score_threshold: 0.37 })).length, 0);
+    assert.equal(decodeTriplets(m, LABELS, parseDecodeConfig({ score_threshold: 0.35 })).length, 1);
     // below the interaction threshold the point is not a candidate at all
-    assert.equal(decodeTriplets(m, LABELS, parseDecodeConfig({ interactionThreshold: 0.95 })).length, 0);
+    assert.equal(decodeTriplets(m, LABELS, parseDecodeConfig({ interaction_threshold: 0.95 })).length, 0);
     // the subject below the object threshold: no person to match
-    assert.equal(decodeTriplets(m, LABELS, parseDecodeConfig({ objectThreshold: 0.85 })).length, 0);
+    assert.equal(decodeTriplets(m, LABELS, parseDecodeConfig({ object_threshold: 0.85 })).length, 0);
   });
 
-  it('matches within matchDistance x the longer side of the detection, else drops the point', () => {
+  it('matches within match_distance x the longer side of the detection, else drops the point', () => {
     // gun 12 x 8 px = 3 x 2 cells: limit max(1, 0.5 x 3) = 1.5 cells from its centre
     const ip = TARGETS.interactionIndex[2 * 8 + 0];
     const shifted = (dx: number) => {
@@ -134,7 +134,7 @@ describe('models/hoi/decode', () => {
     assert.equal(shifted(1.6).length, 0); // nothing compatible within reach (the ball is 8 cells away)
     const m = maps(2);
     m.displacement[4 * ip + 2] += 1.6;
-    assert.equal(decodeTriplets(m, LABELS, parseDecodeConfig({ matchDistance: 0.6 })).length, 1); // limit 1.8
+    assert.equal(decodeTriplets(m, LABELS, parseDecodeConfig({ match_distance: 0.6 })).length, 1); // limit 1.8
     // the subject side too: the person is 26 x 66 px = 16.5 cells long, limit 8.25
     const s = maps(2);
     s.displacement[4 * ip + 1] += 8;
@@ -180,10 +180,10 @@ describe('models/hoi/decode', () => {
     const t = decodeTriplets(m, LABELS);
     assert.equal(t.length, 1);
     assert.equal(t[0].score, 1);
-    assert.equal(decodeTriplets(m, LABELS, parseDecodeConfig({ nmsThreshold: 1 })).length, 2);
+    assert.equal(decodeTriplets(m, LABELS, parseDecodeConfig({ nms_threshold: 1 })).length, 2);
   });
 
-  it('sorts triplets by score and caps them at maxTriplets', () => {
+  it('sorts triplets by score and caps them at max_triplets', () => {
     const m = maps(0);
     const stabPerson = TARGETS.interactionIndex[0 * 8 + 0], stabKnife = TARGETS.interactionIndex[0 * 8 + 1];
     // stab person: radius 3 (sigma 7/6), its neighbours at exp(-1 / 2.72) = 0.693 stay below 0.75
@@ -193,7 +193,7 @@ describe('models/hoi/decode', () => {
     assert.deepEqual(t.map((x) => [x.verb, x.objectCategory, Math.fround(x.score)]), [
       ['stab', 'knife', 1], ['hold', 'knife', Math.fround(0.8)], ['stab', 'person', Math.fround(0.75)],
     ]);
-    assert.deepEqual(decodeTriplets(m, LABELS, parseDecodeConfig({ maxTriplets: 2 })).map((x) => x.verb), ['stab', 'hold']);
+    assert.deepEqual(decodeTriplets(m, LABELS, parseDecodeConfig({ max_triplets: 2 })).map((x) => x.verb), ['stab', 'hold']);
   });
 
   it('findPeaks: 3x3 max-pool peaks, ties kept, top-K over channels', () => {
@@ -229,7 +229,7 @@ describe('models/hoi/decode', () => {
     assert.deepEqual(gun.center, [34, 34]);
     assert.equal(weaponScore(dets, Taxonomy.default().weapons), 0.75);
     assert.equal(weaponScore(decodeObjects(maps(1), LABELS), Taxonomy.default().weapons), 0);
-    assert.equal(decodeObjects(m, LABELS, parseDecodeConfig({ topKObjects: 2 })).length, 2);
+    assert.equal(decodeObjects(m, LABELS, parseDecodeConfig({ top_k_objects: 2 })).length, 2);
   });
 
   it('anomalyScore weighs triplets by the taxonomy; annotateTriplets adds type and severity', () => {
@@ -258,14 +258,14 @@ describe('models/hoi/decode', () => {
     assert.deepEqual(
       { ...DEFAULT_DECODE_CONFIG },
       {
-        topKObjects: 100, topKInteractions: 64, objectThreshold: 0.01, interactionThreshold: 0.01, scoreThreshold: 0,
-        nmsThreshold: 0.5, maxTriplets: 100, matchDistance: 0.5, subjectCategory: 'person',
+        top_k_objects: 100, top_k_interactions: 64, object_threshold: 0.01, interaction_threshold: 0.01, score_threshold: 0,
+        nms_threshold: 0.5, max_triplets: 100, match_distance: 0.5, subject_category: 'person',
       },
     );
-    assert.equal(parseDecodeConfig({ topKObjects: 7 }).topKObjects, 7);
+    assert.equal(parseDecodeConfig({ top_k_objects: 7 }).top_k_objects, 7);
     assert.throws(() => parseDecodeConfig({ topk: 7 }), (e: unknown) => e instanceof ConfigError && /key 'topk': unknown key/.test(e.message));
-    assert.throws(() => parseDecodeConfig({ nmsThreshold: 2 }), /key 'nmsThreshold'/);
-    assert.throws(() => parseDecodeConfig({ topKInteractions: 1.5 }), /key 'topKInteractions'/);
+    assert.throws(() => parseDecodeConfig({ nms_threshold: 2 }), /key 'nms_threshold'/);
+    assert.throws(() => parseDecodeConfig({ top_k_interactions: 1.5 }), /key 'top_k_interactions'/);
   });
 
   it('rejects maps that do not fit the labels, and slices images out of batch arrays', () => {

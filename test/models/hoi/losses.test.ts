@@ -130,11 +130,11 @@ describe('models/hoi/losses', () => {
       return s / Math.max(1, mask.reduce((a, b) => a + b, 0) * k);
     };
     const ref = {
-      objectHeatmap: focalRef(t.objectHeatmap),
+      object_heatmap: focalRef(t.objectHeatmap),
       size: l1Ref(t.objectSize, t.objectMask, 2),
       offset: l1Ref(t.objectOffset, t.objectMask, 2),
-      interactionHeatmap: focalRef(t.interactionHeatmap),
-      interactionOffset: l1Ref(t.interactionOffset, t.interactionMask, 2),
+      interaction_heatmap: focalRef(t.interactionHeatmap),
+      interaction_offset: l1Ref(t.interactionOffset, t.interactionMask, 2),
       displacement: l1Ref(t.displacement, t.interactionMask, 4),
     };
     // person [0,0,12,24]: size (3, 6) cells; ball [16,16,24,24]: size (2, 2): mean |size| = 13 / 4
@@ -191,12 +191,12 @@ describe('models/hoi/losses', () => {
     // size: targets (3, 6), (2, 2) from -2 -> 21/4, each coordinate +0.1 x 0.1/4 -> -0.0025 a step
     // offset: (0.5, 0), (0, 0) -> 8.5/4, +0.1 x 1/4 -> -0.025; interaction offset: (0.25, 0) -> 4.25/2, -0.05;
     // displacement: (-1.5, -1, 2, 1) -> 8.5/4, -0.025
-    const linear: [string, number, number][] = [['size', 5.25, 0.0025], ['offset', 2.125, 0.025], ['interactionOffset', 2.125, 0.05], ['displacement', 2.125, 0.025]];
+    const linear: [string, number, number][] = [['size', 5.25, 0.0025], ['offset', 2.125, 0.025], ['interaction_offset', 2.125, 0.05], ['displacement', 2.125, 0.025]];
     for (const [k, start, perStep] of linear) {
       history.forEach((h, s) => close(h[k], start - perStep * s, 1e-5, `${k} at step ${s}`));
     }
-    assert.ok(history[5].objectHeatmap < 0.9 * history[0].objectHeatmap, `object heatmap ${history[0].objectHeatmap} -> ${history[5].objectHeatmap}`);
-    assert.ok(history[5].interactionHeatmap < 0.8 * history[0].interactionHeatmap, `interaction heatmap ${history[0].interactionHeatmap} -> ${history[5].interactionHeatmap}`);
+    assert.ok(history[5].object_heatmap < 0.9 * history[0].object_heatmap, `object heatmap ${history[0].object_heatmap} -> ${history[5].object_heatmap}`);
+    assert.ok(history[5].interaction_heatmap < 0.8 * history[0].interaction_heatmap, `interaction heatmap ${history[0].interaction_heatmap} -> ${history[5].interaction_heatmap}`);
     opt.dispose();
     disposeTargetTensors(tt);
     tf.dispose(Object.values(vars));
