@@ -17,6 +17,8 @@ export async function main(argv: string[]): Promise<number> {
       if (args.verbose) log.level = 'debug';
     })
     .command(require('./build_dataset').command)
+    .command(require('./train').command)
+    .command(require('./eval').command)
     .demandCommand(1, 'Name a command (see --help).')
     .strict()
     .recommendCommands()

@@ -17,14 +17,15 @@ import type { tf } from '../../backend/tf';
  * | interactionOffset | [B, h, w, 2] | sub-cell offset of the interaction point |
  * | displacement | [B, h, w, 4] | (dx, dy) from the integer interaction point to the subject centre, then to the object centre |
  */
-export interface PointHoiOutputs {
+// A type alias, not an interface, so that tf.tidy accepts it as a TensorContainer.
+export type PointHoiOutputs = {
   objectHeatmap: tf.Tensor4D;
   objectSize: tf.Tensor4D;
   objectOffset: tf.Tensor4D;
   interactionHeatmap: tf.Tensor4D;
   interactionOffset: tf.Tensor4D;
   displacement: tf.Tensor4D;
-}
+};
 
 /** The output keys in a fixed order (export names, dumps). */
 export const POINT_HOI_OUTPUT_KEYS = [
