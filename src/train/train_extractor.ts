@@ -187,8 +187,9 @@ export async function trainExtractor(req: TrainExtractorRequest): Promise<TrainS
         const lr = lrAt(step, cfg.train.schedule, total);
         const { loss, parts, gradNorm } = trainStep(model, optimizer, nameOf, batch, cfg, labels, lr);
         step++;
-        if (!Number.isFinite(loss)) {
-          throw new HoiError(`loss is ${loss} at step ${step}: stopping; the last good checkpoint in ${req.out} is kept (resume with --resume, perhaps with a lower train.schedule.lr)`);
+        if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+          const what = Number.isFinite(loss) ? `the gradient norm is ${gradNorm}` : `loss is ${loss}`;
+          throw new HoiError(`${what} at step ${step}: stopping; the last good checkpoint in ${req.out} is kept (resume with --resume, perhaps with a lower train.schedule.lr)`);
         }
         losses.push(loss);
         windowImages += batch.records.length;
@@ -279,15 +280,12 @@ function trainStep(
   lossT.dispose();
   const partValues = partsT ? Array.from((partsT as tf.Tensor).dataSync()) : [];
   (partsT as tf.Tensor | null)?.dispose();
-  let gradNorm = NaN;
-  if (Number.isFinite(loss)) {
-    const clipped = cfg.train.grad_clip > 0 ? clipByGlobalNorm(grads, cfg.train.grad_clip) : { grads, norm: NaN };
-    gradNorm = clipped.norm;
-    optimizer.step(clipped.grads, lr);
-    for (const g of clipped.grads.values()) g.dispose();
-  } else {
-    for (const g of grads.values()) g.dispose();
-  }
+  // Without clipping, a max norm no gradient reaches still measures the norm (one sync).
+  const clipped = clipByGlobalNorm(grads, cfg.train.grad_clip > 0 ? cfg.train.grad_clip : Number.MAX_VALUE);
+  const gradNorm = clipped.norm;
+  // A non-finite loss or gradient skips the update: the caller stops with the step number.
+  if (Number.isFinite(loss) && Number.isFinite(gradNorm)) optimizer.step(clipped.grads, lr);
+  for (const g of clipped.grads.values()) g.dispose();
   const parts: Record<string, number> = {};
   partValues.forEach((v, i) => (parts[`loss_${LOSS_PARTS[i]}`] = v));
   return { loss, parts, gradNorm };
