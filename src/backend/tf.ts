@@ -21,13 +21,23 @@ silenceCpuBanner();
 installGradientFixes();
 
 /**
- * The cpu backend prints its banner when `firstUse` is still set at the first write; creating
- * the backend now (cheap, synchronous) and clearing the flag keeps it quiet, without turning off
- * tfjs's other warnings the way `PROD` mode would.
+ * The cpu backend prints its banner when `firstUse` is still set at its first write. The engine
+ * may build the backend more than once (each initialization calls the registered factory), so
+ * the factory itself is wrapped to clear the flag on every instance; tfjs's other warnings stay.
  */
 function silenceCpuBanner(): void {
-  const cpu = tf.findBackend('cpu') as unknown as { firstUse?: boolean } | null;
-  if (cpu !== null && typeof cpu.firstUse === 'boolean') cpu.firstUse = false;
+  type Factory = { factory: () => unknown };
+  const registry = (tf.engine() as unknown as { registryFactory: Record<string, Factory> }).registryFactory;
+  const entry = registry.cpu;
+  if (!entry) return;
+  const make = entry.factory;
+  entry.factory = () => {
+    const backend = make() as { firstUse?: boolean };
+    if (typeof backend.firstUse === 'boolean') backend.firstUse = false;
+    return backend;
+  };
+  const existing = tf.engine().registry.cpu as unknown as { firstUse?: boolean } | undefined;
+  if (existing && typeof existing.firstUse === 'boolean') existing.firstUse = false;
 }
 
 export { tf };

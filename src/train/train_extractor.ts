@@ -205,7 +205,7 @@ export async function trainExtractor(req: TrainExtractorRequest): Promise<TrainS
           windowStart = Date.now();
           windowImages = 0;
         }
-        progress.tick(1, `loss ${loss.toFixed(4)} lr ${lr.toExponential(1)}`);
+        progress.tick(1, `loss ${loss.toFixed(3)} (obj ${fmt(parts.loss_object_heatmap)} int ${fmt(parts.loss_interaction_heatmap)}) lr ${lr.toExponential(1)} ${(progress.rate() * cfg.train.batch_size).toFixed(1)} img/s`);
 
         const atEnd = step === total || stopRequested;
         const evalNow = (cfg.train.eval_every > 0 && step % cfg.train.eval_every === 0) || step === total;
@@ -312,6 +312,10 @@ export function describeMetrics(m: ExtractorMetrics): string {
   const pct = (v: number): string => (Number.isFinite(v) ? (100 * v).toFixed(2) : 'n/a');
   const base = Object.entries(m.baselines).map(([n, b]) => `${n} AUC ${pct(b.auc)}`).join(', ');
   return `mAP ${pct(m.map)} (rare ${pct(m.map_rare)}, non-rare ${pct(m.map_non_rare)}), AUC ${pct(m.auc)}, AP ${pct(m.ap)}${base ? `; ${base}` : ''} on ${m.images} images`;
+}
+
+function fmt(v: number | undefined): string {
+  return v === undefined ? '-' : v.toFixed(2);
 }
 
 function prefixed(prefix: string, values: Record<string, number>): Record<string, number> {

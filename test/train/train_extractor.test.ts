@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { initBackend } from '../../src/backend';
@@ -14,7 +15,7 @@ import { log } from '../../src/logger';
 import { PointHoiExtractor } from '../../src/models/hoi/point_hoi';
 import { readPointer } from '../../src/train/checkpoint';
 import { trainExtractor } from '../../src/train/train_extractor';
-import { tmpDir } from '../helpers/tmp';
+import { tmpDir, writePng } from '../helpers/tmp';
 
 /** A model small enough to train on 2 cores in seconds: ResNet-18 at width 0.25, 64 px. */
 const TINY = [
@@ -133,5 +134,58 @@ describe('train/train_extractor (train extractor, eval extractor)', function () 
       assert.equal(typeof im.anomaly_score, 'number');
       for (const h of im.hois) assert.deepEqual(Object.keys(h).sort(), ['object_box', 'object_category', 'score', 'subject_box', 'verb']);
     }
+  });
+
+  it('Ctrl-C (SIGINT) saves a checkpoint and exits cleanly', async () => {
+    const out = path.join(dir, 'sigint');
+    const bin = path.resolve(__dirname, '../../../bin/hoi2anomaly.js');
+    const args = ['train', 'extractor', '--data', data, '--out', out, ...TINY.flatMap((s) => ['--set', s]), '--set', 'train.steps=1000'];
+    const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += String(d)));
+    const metrics = path.join(out, 'metrics.jsonl');
+    const deadline = Date.now() + 120_000;
+    while (!(fs.existsSync(metrics) && fs.readFileSync(metrics, 'utf8').split('\n').length > 3) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    assert.equal(code, 0, stderr);
+    const last = readPointer(out, 'last');
+    assert.ok(last && /step-\d+$/.test(last), `last -> ${last}`);
+    const step = Number(path.basename(last).slice(5));
+    assert.ok(step >= 3 && step < 1000, `stopped at step ${step}`);
+    assert.match(stderr, /interrupted/);
+  });
+
+  it('trains and evaluates on a dataset built from --source hico-det', async () => {
+    const images = path.join(dir, 'hico-images');
+    const entries = [];
+    for (let i = 0; i < 10; i++) {
+      const w = 80 + 8 * (i % 3);
+      writePng(path.join(images, `img${i}.jpg`), w, 64, [40 + 20 * i, 90, 120]);
+      entries.push({
+        file_name: `img${i}.jpg`,
+        annotations: [
+          { bbox: [4, 8, 30, 60], category_id: 1 },
+          { bbox: [36, 10, 62, 58], category_id: 1 },
+          { bbox: [28, 20, 40, 34], category_id: 49 },
+        ],
+        hoi_annotation: [
+          { subject_id: 0, object_id: i % 2 ? 1 : 2, category_id: i % 2 ? 93 : 37 }, // stab person / hold knife
+        ],
+      });
+    }
+    const anno = path.join(dir, 'hico.json');
+    fs.writeFileSync(anno, JSON.stringify(entries));
+    const hico = path.join(dir, 'hico-data');
+    await buildDataset({ source: 'hico-det', out: hico, config: loadConfig(DatasetConfigSchema, { sets: ['splits.train=0.8', 'splits.val=0.2', 'splits.test=0'] }), annotations: anno, images });
+    const out = path.join(dir, 'hico-run');
+    const s = await trainExtractor({ config: config(['train.steps=4', 'train.batch_size=2']), data: hico, out });
+    assert.equal(s.steps, 4);
+    assert.ok(s.losses.every(Number.isFinite));
+    const r = await evaluateExtractor({ checkpoint: out, data: hico, split: 'train' });
+    assert.equal(r.metrics.images, r.predictions.length);
+    assert.ok(r.predictions.length >= 6);
   });
 });
