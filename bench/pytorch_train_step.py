@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import sys
 import time
@@ -107,11 +108,13 @@ def median_ms(fn, warmup, steps):
 
 
 def blas_lines():
-    """The BLAS/LAPACK lines of torch.__config__.show() (which library torch's matmuls use)."""
-    cfg = torch.__config__.show()
-    lines = [l.strip() for l in cfg.splitlines() if l.strip()]
-    picked = [l for l in lines if any(k in l for k in ("BLAS", "LAPACK", "MKL", "OpenMP", "oneDNN", "MKLDNN"))]
-    return lines[:4], picked
+    """The first lines of torch.__config__.show() and its BLAS/LAPACK/oneDNN build settings."""
+    lines = [l.strip() for l in torch.__config__.show().splitlines() if l.strip()]
+    head = [l for l in lines if not l.startswith("- Build settings")][:6]
+    settings = " ".join(l for l in lines if l.startswith("- Build settings"))
+    picked = [m.group(0) for m in re.finditer(r"\b(BLAS_INFO|LAPACK_INFO|USE_MKLDNN|USE_OPENMP)=[^,\s]*", settings)]
+    picked.append(f"mkldnn (oneDNN) conv available: {torch.backends.mkldnn.is_available()}")
+    return head, picked
 
 
 def openblas_library():
@@ -156,9 +159,7 @@ def main():
     print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads, {source} ({meta['params'] / 1e6:.2f} M parameters)")
     for l in head:
         print(f"  config: {l}")
-    for l in blas:
-        if l not in head:
-            print(f"  config: {l}")
+    print(f"  config: {', '.join(blas)}")
     print(f"  BLAS libraries mapped: {', '.join(meta['blas_libraries']) or 'none found'}")
     if meta["openblas_env"]:
         print(f"  BLAS environment: {meta['openblas_env']}")

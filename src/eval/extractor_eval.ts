@@ -1,5 +1,5 @@
 import { tf } from '../backend/tf';
-import { DataLoader, modelBoxToOriginal, readSplit } from '../data/loader';
+import { type Batch, DataLoader, modelBoxToOriginal, readSplit } from '../data/loader';
 import type { Box, HoiRecord, Split } from '../data/record';
 import { Taxonomy } from '../data/taxonomy';
 import { CheckpointError, DataError } from '../errors';
@@ -9,6 +9,7 @@ import {
 } from '../models/hoi/decode';
 import { POINT_HOI_STRIDE, PointHoiExtractor, type PointHoiConfigInput } from '../models/hoi/point_hoi';
 import { POINT_HOI_OUTPUT_KEYS, type PointHoiMaps } from '../models/hoi/types';
+import type { Module } from '../models/nn/module';
 import { applyToModel, loadCheckpoint, readPointer } from '../train/checkpoint';
 import type { ExtractorRunInfo } from '../train/train_extractor';
 import { groundTruthFromRecords, type HoiDetection, hoiMap, tripletCounts } from './hoi_map';
@@ -47,7 +48,7 @@ export interface PredictOptions {
 }
 
 /** Runs the extractor over a split in eval mode (no augmentation) and decodes every image. */
-export async function predictExtractor(
+export function predictExtractor(
   model: PointHoiExtractor,
   datasetDir: string,
   split: Split,
@@ -56,48 +57,54 @@ export async function predictExtractor(
   taxonomy: Taxonomy,
   opts: PredictOptions,
 ): Promise<{ predictions: ImagePrediction[]; seconds: number }> {
-  const wasTraining = model.training;
-  model.eval();
-  const started = Date.now();
-  const predictions: ImagePrediction[] = [];
-  try {
-    for await (const batch of evalBatches(datasetDir, split, opts)) {
-      const maps = tf.tidy(() => model.predictMaps(batch.images));
-      batch.images.dispose();
-      const arrays = {} as Record<(typeof POINT_HOI_OUTPUT_KEYS)[number], Float32Array>;
-      for (const key of POINT_HOI_OUTPUT_KEYS) arrays[key] = (await maps[key].data()) as Float32Array;
-      const [, h, w, C] = maps.objectHeatmap.shape;
-      const V = maps.interactionHeatmap.shape[3];
-      for (const key of POINT_HOI_OUTPUT_KEYS) maps[key].dispose();
-      batch.originals.forEach((original, b) => {
-        const imageMap: PointHoiMaps = imageMaps(arrays, { height: h, width: w, numCategories: C, numVerbs: V }, b);
-        const { objects, triplets } = decodePointHoi(imageMap, labels, decode);
-        predictions.push({
-          id: original.id,
-          anomaly_score: anomalyScore(triplets, taxonomy).score,
-          weapon_score: weaponScore(objects, taxonomy.weapons),
-          hois: triplets.map((t) => ({
-            subject_box: roundBox(modelBoxToOriginal(t.subjectBox, original)),
-            object_box: roundBox(modelBoxToOriginal(t.objectBox, original)),
-            object_category: t.objectCategory,
-            verb: t.verb,
-            score: t.score,
-          })),
-        });
-      });
-    }
-  } finally {
-    model.train(wasTraining);
-  }
-  return { predictions, seconds: (Date.now() - started) / 1000 };
+  return predictSplit(model, datasetDir, split, opts, async (batch) => {
+    const maps = tf.tidy(() => model.predictMaps(batch.images));
+    const arrays = {} as Record<(typeof POINT_HOI_OUTPUT_KEYS)[number], Float32Array>;
+    for (const key of POINT_HOI_OUTPUT_KEYS) arrays[key] = (await maps[key].data()) as Float32Array;
+    const [, h, w, C] = maps.objectHeatmap.shape;
+    const V = maps.interactionHeatmap.shape[3];
+    for (const key of POINT_HOI_OUTPUT_KEYS) maps[key].dispose();
+    return batch.originals.map((original, b) => {
+      const imageMap: PointHoiMaps = imageMaps(arrays, { height: h, width: w, numCategories: C, numVerbs: V }, b);
+      const { objects, triplets } = decodePointHoi(imageMap, labels, decode);
+      return {
+        id: original.id,
+        anomaly_score: anomalyScore(triplets, taxonomy).score,
+        weapon_score: weaponScore(objects, taxonomy.weapons),
+        hois: triplets.map((t) => ({
+          subject_box: roundBox(modelBoxToOriginal(t.subjectBox, original)),
+          object_box: roundBox(modelBoxToOriginal(t.objectBox, original)),
+          object_category: t.objectCategory,
+          verb: t.verb,
+          score: t.score,
+        })),
+      };
+    });
+  });
 }
 
 /** Runs the image-level classifier baseline over a split: anomaly scores only. */
-export async function predictClassifier(
+export function predictClassifier(
   model: ImageAnomalyClassifier,
   datasetDir: string,
   split: Split,
   opts: PredictOptions,
+): Promise<{ predictions: ImagePrediction[]; seconds: number }> {
+  return predictSplit(model, datasetDir, split, opts, async (batch) => {
+    const scores = tf.tidy(() => model.predict(batch.images));
+    const values = await scores.data();
+    scores.dispose();
+    return batch.originals.map((o, b) => ({ id: o.id, anomaly_score: values[b], hois: [] }));
+  });
+}
+
+/** Eval-mode loop shared by both models: batches of a split in order, images disposed here. */
+async function predictSplit(
+  model: Module,
+  datasetDir: string,
+  split: Split,
+  opts: PredictOptions,
+  predictBatch: (batch: Batch) => Promise<ImagePrediction[]>,
 ): Promise<{ predictions: ImagePrediction[]; seconds: number }> {
   const wasTraining = model.training;
   model.eval();
@@ -105,11 +112,11 @@ export async function predictClassifier(
   const predictions: ImagePrediction[] = [];
   try {
     for await (const batch of evalBatches(datasetDir, split, opts)) {
-      const scores = tf.tidy(() => model.predict(batch.images));
-      batch.images.dispose();
-      const values = await scores.data();
-      scores.dispose();
-      batch.originals.forEach((o, b) => predictions.push({ id: o.id, anomaly_score: values[b], hois: [] }));
+      try {
+        predictions.push(...(await predictBatch(batch)));
+      } finally {
+        batch.images.dispose();
+      }
     }
   } finally {
     model.train(wasTraining);

@@ -244,7 +244,7 @@ function trainStep(
   model: ExtractorModel, optimizer: AdamW, nameOf: Map<string, string>, batch: Batch,
   cfg: ExtractorConfig, labels: DecodeLabels, lr: number,
 ): { loss: number; parts: Record<string, number>; gradNorm: number } {
-  const vars = [...nameOf.keys()].map((n) => tf.engine().registeredVariables[n]); // trainable, in parameter order
+  const vars = [...nameOf.keys()].map((n) => tf.engine().registeredVariables[n]); // the trainable variables, by tfjs name
   let partsT: tf.Tensor | null = null;
   let lossT: tf.Scalar;
   let rawGrads: tf.NamedTensorMap;
