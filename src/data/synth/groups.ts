@@ -120,10 +120,17 @@ function personSpec(a: Actor, x: number, gy: number, H: number, pose: Pose): Per
 
 export type SoloVerb = 'hold' | 'carry' | 'talk_on' | 'throw' | 'kick';
 
-/** One person, with `verb` on a thing of `category`, or standing by (verb null). */
-export function soloPlan(rng: Rng, verb: SoloVerb | null, category: ThingCategory | null, required: boolean): GroupPlan {
+/**
+ * One person, with `verb` on a thing of `category`, or standing by (verb null). `objectScale`
+ * (the object_scale option) enlarges the thing; offsets between hand and thing grow with it.
+ */
+export function soloPlan(
+  rng: Rng, verb: SoloVerb | null, category: ThingCategory | null, required: boolean, objectScale = 1,
+): GroupPlan {
   const a = sampleActor(rng);
-  const ts: ThingStyle | null = category ? sampleThingStyle(category, rng) : null;
+  const ts: ThingStyle | null = category ? sampleThingStyle(category, rng, objectScale) : null;
+  // the thing's scale factor; every term below that uses it vanishes exactly (x * 1, + 0) at 1
+  const k = ts ? ts.scale : 1;
   const d = new Draws(rng);
   const variant = rng.int(0, 1);
   return {
@@ -160,8 +167,8 @@ export function soloPlan(rng: Rng, verb: SoloVerb | null, category: ThingCategor
               const ang = elevAngle(f, e);
               return T(category, hand.x, hand.y, ang, mirrorFor(ang), h);
             }
-            case 'cup':
-              return T(category, hand.x + f * 0.035 * h, hand.y - 0.01 * h, -Math.PI / 2 + d.u(-0.1, 0.1), f > 0 ? -1 : 1, h);
+            case 'cup': // the hand at the handle
+              return T(category, hand.x + f * 0.035 * k * h, hand.y - 0.01 * k * h, -Math.PI / 2 + d.u(-0.1, 0.1), f > 0 ? -1 : 1, h);
             case 'bag':
               return T(category, hand.x, hand.y, Math.PI / 2 + d.u(-0.1, 0.1), 1, h);
             case 'ball': {
@@ -169,7 +176,7 @@ export function soloPlan(rng: Rng, verb: SoloVerb | null, category: ThingCategor
               return T(category, hand.x + f * 0.3 * r, hand.y - 0.75 * r, d.u(0, 6.28), 1, h);
             }
             default: // bottle, phone: upright in the hand
-              return T(category, hand.x, hand.y - 0.01 * h, -Math.PI / 2 + f * d.u(-0.05, 0.3), 1, h);
+              return T(category, hand.x, hand.y - 0.01 * k * h, -Math.PI / 2 + f * d.u(-0.05, 0.3), 1, h);
           }
         };
       } else if (verb === 'carry' && category) {
@@ -194,9 +201,12 @@ export function soloPlan(rng: Rng, verb: SoloVerb | null, category: ThingCategor
               : T(category, sk.hand[0].x, sk.hand[0].y + 0.07 * (ts as ThingStyle).size * h, -Math.PI / 2, 1, h);
         }
       } else if (verb === 'talk_on') {
-        pose.arms[0] = { x: base.head.x + f * 0.045 * H, y: base.head.y + 0.055 * H };
+        // a larger phone moves out so that its near edge stays at the cheek (0.039 H: its half-width
+        // across the face at natural size), the hand with it
+        const out = 0.039 * (k - 1);
+        pose.arms[0] = { x: base.head.x + f * (0.045 + out) * H, y: base.head.y + 0.055 * H };
         thing = ({ sk, H: h }) =>
-          T('phone', sk.head.x + f * 0.055 * h, sk.head.y + 0.012 * h, -Math.PI / 2 + f * d.u(0.25, 0.45), 1, h);
+          T('phone', sk.head.x + f * (0.055 + out) * h, sk.head.y + 0.012 * h, -Math.PI / 2 + f * d.u(0.25, 0.45), 1, h);
       } else if (verb === 'throw') {
         pose.legs = stance(d, [0.1, 0.16], [-0.18, -0.1]);
         pose.lean = d.u(-0.08, 0.02);
@@ -234,13 +244,16 @@ export function soloPlan(rng: Rng, verb: SoloVerb | null, category: ThingCategor
 
 // ---------------------------------------------------------------- two people
 
-/** Giver hands a thing to a receiver; HOI (giver, hand_over, thing). */
-export function handOverPlan(rng: Rng, category: ThingCategory, required: boolean): GroupPlan {
+/**
+ * Giver hands a thing to a receiver; HOI (giver, hand_over, thing). A thing enlarged by
+ * `objectScale` moves the two people apart so that each hand stays where it was on the thing.
+ */
+export function handOverPlan(rng: Rng, category: ThingCategory, required: boolean, objectScale = 1): GroupPlan {
   const a = sampleActor(rng);
   const b = sampleActor(rng, a.facing === 1 ? -1 : 1);
   a.walking = false;
   b.walking = false;
-  const ts = sampleThingStyle(category, rng);
+  const ts = sampleThingStyle(category, rng, objectScale);
   const d = new Draws(rng);
   return {
     kind: `hand_over:${category}`,
@@ -248,25 +261,25 @@ export function handOverPlan(rng: Rng, category: ThingCategory, required: boolea
     realize(x, gy, H) {
       d.reset();
       const f = a.facing;
-      const D = d.u(0.58, 0.72) * H;
-      const xb = x + f * D;
-      const M: Pt = { x: x + (f * D) / 2, y: gy - d.u(0.56, 0.64) * H };
       const s = ts.size * H;
-      // half-gap between the two hands, and where the thing's anchor goes
+      // half-gap between the two hands, and the thing's anchor relative to the middle point M
       let gap = 0.03 * s;
+      // the thing's half-width between the hands, where they hold its sides (null: they hold it
+      // along its axis or by the handle, where the gap grows with the thing)
+      let side: number | null = null;
       let angle = -Math.PI / 2;
-      let anchor: Pt = M;
+      let anchorDx: number | null = null;
       let mirror: 1 | -1 = 1;
       switch (category) {
         case 'knife':
           angle = f > 0 ? Math.PI : 0; // tip toward the giver, handle to the receiver
-          anchor = { x: M.x + f * 0.04 * s, y: M.y };
+          anchorDx = f * 0.04 * s;
           gap = 0.05 * s;
           mirror = mirrorFor(angle);
           break;
         case 'bat':
           angle = f > 0 ? Math.PI : 0;
-          anchor = { x: M.x + f * 0.15 * s, y: M.y };
+          anchorDx = f * 0.15 * s;
           gap = 0.16 * s;
           break;
         case 'bag':
@@ -275,14 +288,26 @@ export function handOverPlan(rng: Rng, category: ThingCategory, required: boolea
           break;
         case 'ball':
           gap = 0.06 * s;
+          side = 0.055 * s;
           break;
         case 'cup':
           mirror = f > 0 ? -1 : 1;
           gap = 0.04 * s;
+          side = 0.029 * s;
           break;
-        default:
+        default: // bottle, phone
           gap = 0.035 * s;
+          side = (category === 'phone' ? 0.024 : 0.026) * s;
       }
+      // object_scale: the hands holding the sides keep their natural distance outside the edges
+      // (they do not grow); both terms are exactly 0 at scale 1
+      const natural = gap / ts.scale;
+      if (side !== null) gap -= (gap - side) * (1 - 1 / ts.scale);
+      // and the people step apart by what the gap grew, so each hand stays where it was on the body
+      const D = d.u(0.58, 0.72) * H + 2 * (gap - natural);
+      const xb = x + f * D;
+      const M: Pt = { x: x + (f * D) / 2, y: gy - d.u(0.56, 0.64) * H };
+      const anchor: Pt = anchorDx === null ? M : { x: M.x + anchorDx, y: M.y };
       const poseA = basePose(a, d);
       const poseB = basePose(b, d);
       poseA.legs = stance(d, [0.0, 0.1], [-0.1, 0.0]);
@@ -308,13 +333,13 @@ export type AnomalyKind = (typeof ANOMALY_KINDS)[number];
  * An assault: A (first person, at x) attacks B. point_at/stab/hit also involve a weapon, giving
  * two HOIs (A, verb, weapon) and (A, verb, B); punch and kick are (A, verb, B) alone.
  */
-export function anomalyPlan(rng: Rng, kind: AnomalyKind): GroupPlan {
+export function anomalyPlan(rng: Rng, kind: AnomalyKind, objectScale = 1): GroupPlan {
   const a = sampleActor(rng);
   const b = sampleActor(rng, a.facing === 1 ? -1 : 1);
   a.walking = false;
   b.walking = false;
   const weapon: ThingCategory | null = kind === 'point_at' ? 'gun' : kind === 'stab' ? 'knife' : kind === 'hit' ? 'bat' : null;
-  const ts = weapon ? sampleThingStyle(weapon, rng) : null;
+  const ts = weapon ? sampleThingStyle(weapon, rng, objectScale) : null;
   const d = new Draws(rng, 32);
   const twoHands = rng.chance(0.4);
   const victimVariant = rng.int(0, 1);
@@ -328,8 +353,13 @@ export function anomalyPlan(rng: Rng, kind: AnomalyKind): GroupPlan {
         point_at: d.u(0.95, 1.3), stab: d.u(0.44, 0.52), hit: 0, punch: d.u(0.42, 0.5), kick: d.u(0.44, 0.54),
       }[kind];
       const size = ts ? ts.size : 1;
+      const scale = ts ? ts.scale : 1;
+      // what object_scale added to the weapon's size (exactly 0 at scale 1): the victim stands
+      // further away by what it added to the gun (0.13) or to the knife's grip-to-contact (0.11)
+      const grown = size - size / scale;
+      const apart = (kind === 'point_at' ? 0.13 : kind === 'stab' ? 0.11 : 0) * grown * H * a.hf;
       // hit: B stands where the bat, swung from above A's front shoulder, reaches B's head
-      const D = kind === 'hit' ? (0.185 + 0.395 * size + 0.03 + d.u(-0.02, 0.03)) * H : dist * H;
+      const D = kind === 'hit' ? (0.185 + 0.395 * size + 0.03 + d.u(-0.02, 0.03)) * H : dist * H + apart;
       const xb = x + f * D;
       // ---- victim B (faces A)
       const poseB = basePose(b, d);
@@ -399,7 +429,7 @@ export function anomalyPlan(rng: Rng, kind: AnomalyKind): GroupPlan {
           const g = sk.hand[0];
           const len = Math.hypot(target.x - g.x, target.y - g.y);
           const a2 = Math.atan2(target.y - g.y, target.x - g.x);
-          const st = { ...(ts as ThingStyle), size: Math.min(1.4, Math.max(0.7, (len + 0.01 * Ha) / (0.395 * Ha))) };
+          const st = { ...(ts as ThingStyle), size: Math.min(1.4 * scale, Math.max(0.7 * scale, (len + 0.01 * Ha) / (0.395 * Ha))) };
           return { category: 'bat', x: g.x, y: g.y, angle: a2, H: Ha, mirror: 1, style: st };
         };
       } else if (kind === 'punch') {
@@ -438,9 +468,9 @@ export function anomalyPlan(rng: Rng, kind: AnomalyKind): GroupPlan {
 
 // ---------------------------------------------------------------- a thing on the floor
 
-/** A thing lying (or standing) on the floor with no interaction. */
-export function floorThingPlan(rng: Rng, category: ThingCategory, required: boolean): GroupPlan {
-  const ts = sampleThingStyle(category, rng);
+/** A thing lying (or standing) on the floor with no interaction; `objectScale` enlarges it. */
+export function floorThingPlan(rng: Rng, category: ThingCategory, required: boolean, objectScale = 1): GroupPlan {
+  const ts = sampleThingStyle(category, rng, objectScale);
   const flip = rng.chance(0.5);
   const tilt = rng.uniform(-0.2, 0.2);
   const upright = rng.chance(0.6);

@@ -35,6 +35,28 @@ export const SynthOptionsSchema = z
     noise: z.number().min(0).max(1).default(0.3),
     /** Probability of a foreground occluder over part of a person or object. */
     occlusion: z.number().min(0).max(1).default(0.2),
+    /**
+     * Size of every thing (knife, gun, bottle, cup, phone, ball; bat and bag up to a cap) relative
+     * to the person holding it, or to a person at its depth for things lying on the floor; 1 is
+     * the natural size. The poses follow: the thing stays in the hand, at the foot, between the
+     * two hands or against the victim, and the people stand further apart as it grows. The bat
+     * grows at most 1.25x and the bag at most 1.4x (already a half and a fifth of a person: any
+     * longer and they would cross the floor in the hand). 1.5-2 keeps small things legible at
+     * 96-128 px.
+     */
+    object_scale: z.number().min(0.5).max(3).default(1),
+    /**
+     * People's height as fractions [far, near] of the image height: the farthest people (feet
+     * highest in the image) are `far` tall, the nearest (feet at the bottom edge) `near`, in
+     * between by perspective from the scene's horizon. Groups that do not fit without overlapping
+     * are dropped (fewer people when they are large), so e.g. [0.5, 0.8] frames 1-3 people large.
+     * null keeps the default wide-angle perspective: people 0.26 (or 34 px) to 0.72 of the image
+     * height, most of them near the small end.
+     */
+    person_scale: z
+      .tuple([z.number().min(0.15).max(0.95), z.number().min(0.15).max(0.95)])
+      .nullable()
+      .default(null),
   })
   .strict();
 
@@ -45,6 +67,11 @@ export function checkSynthOptions(opts: SynthOptions): void {
   if (opts.min_people > opts.max_people) {
     throw new ConfigError(
       `synth options: min_people (${opts.min_people}) must be <= max_people (${opts.max_people})`,
+    );
+  }
+  if (opts.person_scale && opts.person_scale[0] > opts.person_scale[1]) {
+    throw new ConfigError(
+      `synth options: person_scale [far, near] needs far <= near, found [${opts.person_scale.join(', ')}]`,
     );
   }
   if (opts.anomalous_ratio > 0 && opts.max_people < 2) {

@@ -66,10 +66,10 @@ function pickEntry(rng: Rng, entries: readonly NormalEntry[]): NormalEntry {
   return entries[rng.weighted(entries.map((e) => e.weight))];
 }
 
-function planFor(rng: Rng, e: NormalEntry, required: boolean): GroupPlan {
+function planFor(rng: Rng, e: NormalEntry, required: boolean, objectScale: number): GroupPlan {
   return e.verb === 'hand_over'
-    ? handOverPlan(rng, e.object, required)
-    : soloPlan(rng, e.verb, e.object, required);
+    ? handOverPlan(rng, e.object, required, objectScale)
+    : soloPlan(rng, e.verb, e.object, required, objectScale);
 }
 
 /** Decides the image label and who does what. */
@@ -82,15 +82,16 @@ function planGroups(rng: Rng, opts: SynthOptions): { anomalous: boolean; plans: 
   if (rng.chance(opts.hard_negative_ratio)) weaponMode = rng.chance(0.65) ? 'interaction' : 'object';
   const plans: GroupPlan[] = [];
   let free = people;
+  const k = opts.object_scale;
   if (anomalous) {
-    plans.push(anomalyPlan(rng, rng.pick(ANOMALY_KINDS)));
+    plans.push(anomalyPlan(rng, rng.pick(ANOMALY_KINDS), k));
     free -= 2;
   }
   if (weaponMode === 'interaction' && free === 0) weaponMode = 'object';
   if (weaponMode === 'interaction') {
     const entries = NORMAL_ENTRIES.filter((e) => e.weapon && (free >= 2 || e.verb !== 'hand_over'));
     const e = pickEntry(rng, entries);
-    plans.push(planFor(rng, e, true));
+    plans.push(planFor(rng, e, true, k));
     free -= e.verb === 'hand_over' ? 2 : 1;
   }
   let needNormal = !anomalous && plans.length === 0;
@@ -98,7 +99,7 @@ function planGroups(rng: Rng, opts: SynthOptions): { anomalous: boolean; plans: 
     if (needNormal || !rng.chance(opts.distractor_people)) {
       const entries = NORMAL_ENTRIES.filter((e) => !e.weapon && (free >= 2 || e.verb !== 'hand_over'));
       const e = pickEntry(rng, entries);
-      plans.push(planFor(rng, e, needNormal));
+      plans.push(planFor(rng, e, needNormal, k));
       free -= e.verb === 'hand_over' ? 2 : 1;
       needNormal = false;
     } else {
@@ -106,9 +107,9 @@ function planGroups(rng: Rng, opts: SynthOptions): { anomalous: boolean; plans: 
       free -= 1;
     }
   }
-  if (weaponMode === 'object') plans.push(floorThingPlan(rng, rng.pick(WEAPON_THINGS), true));
+  if (weaponMode === 'object') plans.push(floorThingPlan(rng, rng.pick(WEAPON_THINGS), true, k));
   for (let i = 0; i < 2; i++) {
-    if (rng.chance(opts.distractor_objects)) plans.push(floorThingPlan(rng, rng.pick(THINGS_NO_WEAPON), false));
+    if (rng.chance(opts.distractor_objects)) plans.push(floorThingPlan(rng, rng.pick(THINGS_NO_WEAPON), false, k));
   }
   return { anomalous, plans };
 }
@@ -150,10 +151,26 @@ interface Perspective {
   heightAt(gy: number): number;
 }
 
-function perspective(rng: Rng, size: number, horizon: number): Perspective {
+/**
+ * People's height by where their feet are: H = k (gy - horizon), the camera at 1/k of a person's
+ * height, between a minimum (far) and a maximum (near) height. By default k is drawn in
+ * [1, 1.35] and the feet anywhere from where people are hMin tall down to the bottom edge;
+ * with `range` ([far, near] fractions of the image, the person_scale option) k is what makes the
+ * people at the bottom edge `near` tall, and the feet stay where people are at least `far` tall.
+ */
+function perspective(rng: Rng, size: number, horizon: number, range: readonly [number, number] | null): Perspective {
   const hMin = Math.max(0.26 * size, 34);
   const gyMax = size * 0.985;
+  // drawn in both modes, so that the rest of the scene (backdrop, effects) is the same
   const k = Math.max(rng.uniform(1.0, 1.35), (1.3 * hMin) / (gyMax - horizon));
+  if (range) {
+    const far = range[0] * size, near = range[1] * size;
+    const kr = near / (gyMax - horizon);
+    return {
+      size, horizon, gyMin: horizon + far / kr, gyMax,
+      heightAt: (gy) => Math.min(Math.max(kr * (gy - horizon), far), near),
+    };
+  }
   const gyMin = Math.min(horizon + hMin / k, gyMax - 0.05 * size);
   return {
     size, horizon, gyMin, gyMax,
@@ -217,7 +234,7 @@ export function layoutScene(seed: number, index: number, options: SynthOptions):
   const S = opts.image_size;
   const { anomalous, plans } = planGroups(rng, opts);
   const horizon = S * rng.uniform(0.3, 0.46);
-  const P = perspective(rng, S, horizon);
+  const P = perspective(rng, S, horizon, opts.person_scale);
   const { bg, backdrop } = sampleBackground(rng, S, horizon, opts.clutter);
   const placed = placeGroups(rng, plans, P);
 

@@ -20,8 +20,10 @@ export type ThingCategory = (typeof THING_CATEGORIES)[number];
 export const WEAPONS: readonly ThingCategory[] = ['knife', 'gun', 'bat'];
 
 export interface ThingStyle {
-  /** Size multiplier around the category's nominal size. */
+  /** Size multiplier around the category's nominal size (`scale` included). */
   size: number;
+  /** The part of `size` that comes from the object_scale option (1 = natural size). */
+  scale: number;
   /** Category-specific palette: [main, secondary, detail]. */
   colors: [Rgb, Rgb, Rgb];
   variant: number;
@@ -46,8 +48,24 @@ function jit(rng: Rng, c: Rgb, a: number): Rgb {
   );
 }
 
-export function sampleThingStyle(category: ThingCategory, rng: Rng): ThingStyle {
-  const size = rng.uniform(0.9, 1.12);
+/**
+ * Most that the object_scale option enlarges a category: a bat (half a person) or a bag (a fifth)
+ * any larger would cross the floor when held low.
+ */
+export const THING_SCALE_CAP: Record<ThingCategory, number> = {
+  knife: 3, gun: 3, bat: 1.25, bottle: 3, cup: 3, phone: 3, bag: 1.4, ball: 3,
+};
+
+/** The size factor object_scale gives a category (1 at object_scale 1). */
+export function thingScale(category: ThingCategory, objectScale: number): number {
+  return Math.min(objectScale, THING_SCALE_CAP[category]);
+}
+
+/** Style of a thing; `objectScale` (the object_scale option) multiplies its size. */
+export function sampleThingStyle(category: ThingCategory, rng: Rng, objectScale = 1): ThingStyle {
+  const scale = thingScale(category, objectScale);
+  // x * 1 === x: the default draws exactly the sizes it always did
+  const size = rng.uniform(0.9, 1.12) * scale;
   const variant = rng.int(0, 3);
   let colors: [Rgb, Rgb, Rgb];
   switch (category) {
@@ -101,7 +119,7 @@ export function sampleThingStyle(category: ThingCategory, rng: Rng): ThingStyle 
       break;
     }
   }
-  return { size, colors, variant };
+  return { size, scale, colors, variant };
 }
 
 /** Nominal half-extent along the axis from the anchor, in units of H (for placing things). */
