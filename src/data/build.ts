@@ -13,7 +13,7 @@ import { imageSize } from './image_io';
 import { buildConversations } from './instructions';
 import { hicoNames, readHicoDet } from './readers/hico_det';
 import { readOdgt } from './readers/odgt';
-import { checkEntry, readNamesFile, type SourceEntry } from './readers/source';
+import { checkEntry, entryError, readNamesFile, type SourceEntry } from './readers/source';
 import { DATASET_FORMAT_VERSION, type HoiObject, type HoiRecord, type Split, SPLITS } from './record';
 import { hashUnit, Rng } from './rng';
 import { SYNTH_CATEGORIES, SYNTH_VERBS } from './synth';
@@ -235,7 +235,7 @@ async function buildFromAnnotations(req: BuildRequest, staging: string, taxonomy
     try {
       let { width, height } = entry;
       if (width === undefined || height === undefined) {
-        if (!fs.existsSync(entry.imagePath)) checkEntry(entry, 1, 1, vocab); // throws the missing-image error
+        if (!fs.existsSync(entry.imagePath)) throw entryError(entry, 'file_name', `image not found: ${entry.imagePath}`);
         ({ width, height } = await imageSize(entry.imagePath));
       }
       clipped += checkEntry(entry, width, height, vocab);
