@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Training-step benchmark, tfjs (wasm, cpu) vs PyTorch CPU: one command, one table.
 #
-#   bash bench/train_step.sh [--quick] [--no-cpu] [-- ARGS for train_step_bench.js]
+#   bash bench/train_step.sh [--quick] [--no-cpu | --cpu-full] [-- ARGS for train_step_bench.js]
 #
 # 1. installs Debian's python3-torch and libopenblas0-pthread when missing (as root: apt-get);
 # 2. builds the TypeScript (npx tsc);
@@ -10,7 +10,8 @@
 #    slow OpenBLAS; unset for that command only);
 # 4. runs dist/bench/train_step_bench.js with the PyTorch results and prints the table with
 #    ratios and the per-kernel profile.
-# About 5-10 minutes on 2 quiet cores, most of it the one tfjs-cpu step (--no-cpu skips it).
+# About 5 minutes (4.5 measured at load 3 on 2 cores). tfjs-cpu runs one batch-1 step at 128 px (~2 min);
+# --cpu-full runs the batch-8 step instead (10-20 minutes alone), --no-cpu skips it.
 # Run it on a quiet machine: `uptime` is printed first; with other work running, every number
 # (PyTorch's OpenMP threads most of all) is slower and noisier.
 set -euo pipefail
@@ -20,15 +21,16 @@ PY=/usr/bin/python3
 THREADS=2
 BATCH=8
 TORCH_ARGS=(--threads "$THREADS" --batch "$BATCH" --sizes 128,224 --steps 5 --warmup 2 --forward-runs 10)
-NODE_ARGS=(--threads "$THREADS" --batch "$BATCH" --sizes 128,224 --steps 3 --warmup 1 --forward-runs 5 --cpu-steps 1 --cpu-sizes 128)
+NODE_ARGS=(--threads "$THREADS" --batch "$BATCH" --sizes 128,224 --steps 3 --warmup 1 --forward-runs 5 --cpu-steps 1 --cpu-sizes 128 --cpu-batch 1)
 EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) TORCH_ARGS+=(--steps 3 --warmup 1 --forward-runs 5); NODE_ARGS+=(--steps 2 --forward-runs 3) ;;
     --no-cpu) NODE_ARGS+=(--cpu-steps 0) ;;
+    --cpu-full) NODE_ARGS+=(--cpu-batch "$BATCH") ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
-    *) echo "train_step.sh: unknown argument '$1' (--quick, --no-cpu, -- ARGS)" >&2; exit 2 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    *) echo "train_step.sh: unknown argument '$1' (--quick, --no-cpu, --cpu-full, -- ARGS)" >&2; exit 2 ;;
   esac
   shift
 done

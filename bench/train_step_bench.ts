@@ -4,7 +4,7 @@
  * which prints one table with ratios. Alone:
  *
  *   node dist/bench/train_step_bench.js [--sizes 128,224] [--batch 8] [--threads 2]
- *     [--steps 3] [--warmup 1] [--forward-runs 5] [--cpu-steps 1] [--cpu-sizes 128]
+ *     [--steps 3] [--warmup 1] [--forward-runs 5] [--cpu-steps 1] [--cpu-sizes 128] [--cpu-batch 1]
  *     [--only train,forward,extractor,profile,cpu] [--torch torch.json] [--json out.json]
  *
  * Sections (batch 8, wasm with 2 threads unless told otherwise):
@@ -12,7 +12,9 @@
  *              one step = forward + backward (tf.variableGrads) + AdamW + reading the loss;
  *              median ms of --steps steps after --warmup steps, at each --sizes
  *   cpu        the same step on @tensorflow/tfjs-backend-cpu, --cpu-steps cold steps at
- *              --cpu-sizes (minutes per step: 0 skips it)
+ *              --cpu-sizes with batch --cpu-batch (default 1: one batch-8 step at 128 px takes
+ *              10-20 minutes on this backend; 0 steps skips it). Its ratio to PyTorch is per
+ *              image, against PyTorch's batch-B step (marked *)
  *   forward    the same network in eval mode, batch 1 and batch B, median of --forward-runs
  *   extractor  one real training step of the tiny HOI extractor (configs/extractor/tiny.yaml:
  *              PointHoiExtractor on ResNet-18 x0.25, 128 px, neck/head 32) on synthetic records,
@@ -53,6 +55,7 @@ interface Options {
   forwardRuns: number;
   cpuSteps: number;
   cpuSizes: number[];
+  cpuBatch: number;
   only: Set<Section>;
   torch: string | null;
   json: string | null;
@@ -123,7 +126,7 @@ function parseArgs(argv: string[]): Options {
     if (out.some((s) => !Number.isInteger(s) || s < 32 || s % 32 !== 0)) throw new Error(`${flag}: sizes divisible by 32 expected, got '${v}'`);
     return out;
   };
-  const known = new Set(['--sizes', '--batch', '--threads', '--steps', '--warmup', '--forward-runs', '--cpu-steps', '--cpu-sizes', '--only', '--torch', '--json']);
+  const known = new Set(['--sizes', '--batch', '--threads', '--steps', '--warmup', '--forward-runs', '--cpu-steps', '--cpu-sizes', '--cpu-batch', '--only', '--torch', '--json']);
   for (let i = 0; i < argv.length; i += 2) {
     if (!known.has(argv[i])) throw new Error(`unknown argument '${argv[i]}'; known: ${[...known].join(' ')}`);
   }
@@ -139,6 +142,7 @@ function parseArgs(argv: string[]): Options {
     forwardRuns: int('--forward-runs', 5, 1),
     cpuSteps: int('--cpu-steps', 1, 0),
     cpuSizes: sizes('--cpu-sizes', [128]),
+    cpuBatch: int('--cpu-batch', 1, 1),
     only: new Set(picked as Section[]),
     torch: get('--torch') ?? null,
     json: get('--json') ?? null,
@@ -380,6 +384,11 @@ function progressLine(r: Row): void {
   console.error(`  ${r.kind} ${r.backend} ${r.model} ${r.size} px batch ${r.batch}: ${r.medianMs.toFixed(1)} ms (runs ${runs}; load ${r.load.toFixed(2)})`);
 }
 
+/** images/s: 1 decimal from 10, 2 from 1, else 2 significant digits (tfjs-cpu: 0.0073). */
+function fmtRate(v: number): string {
+  return v >= 10 ? v.toFixed(1) : v >= 1 ? v.toFixed(2) : v.toPrecision(2);
+}
+
 function pad(s: string, n: number, right = false): string {
   return right ? s.padStart(n) : s.padEnd(n);
 }
@@ -387,7 +396,7 @@ function pad(s: string, n: number, right = false): string {
 function printTable(rows: Row[], torch: TorchFile | null, threads: number): void {
   const torchMs = (kind: string, size: number, batch: number): number | undefined =>
     torch?.results.find((t) => t.kind === kind && t.size === size && t.batch === batch)?.median_ms;
-  const all: Array<Row & { ratio?: number }> = [];
+  const all: Array<Row & { ratio?: number; perImage?: boolean }> = [];
   const torchName = torch ? `pytorch-cpu ${torch.meta.torch} (${torch.meta.threads}t)` : '';
   const keys = new Set<string>();
   for (const r of rows) {
@@ -398,7 +407,14 @@ function printTable(rows: Row[], torch: TorchFile | null, threads: number): void
       const t = torch.results.find((x) => x.kind === r.kind && x.size === r.size && x.batch === r.batch)!;
       all.push({ kind: r.kind, backend: torchName, model: 'resnet18', size: r.size, batch: r.batch, ms: t.ms, medianMs: t.median_ms, load: NaN, ratio: 1 });
     }
-    all.push({ ...r, ratio: ref !== undefined ? r.medianMs / ref : undefined });
+    if (ref !== undefined) {
+      all.push({ ...r, ratio: r.medianMs / ref });
+    } else {
+      // No PyTorch run at this batch (tfjs-cpu runs batch 1): compare time per image with
+      // PyTorch's training step at the same size.
+      const t = r.kind === 'train' ? torch?.results.find((x) => x.kind === 'train' && x.size === r.size) : undefined;
+      all.push({ ...r, ratio: t ? r.medianMs / r.batch / (t.median_ms / t.batch) : undefined, perImage: t !== undefined });
+    }
   }
   const header = ['what', 'backend', 'model', 'size', 'batch', 'ms (median)', 'images/s', 'x PyTorch time', 'runs', 'load 1m'];
   const table = all.map((r) => [
@@ -408,8 +424,8 @@ function printTable(rows: Row[], torch: TorchFile | null, threads: number): void
     `${r.size}`,
     `${r.batch}`,
     r.medianMs >= 100 ? r.medianMs.toFixed(0) : r.medianMs.toFixed(1),
-    ((1000 * r.batch) / r.medianMs).toFixed(r.batch * 1000 / r.medianMs >= 10 ? 1 : 2),
-    r.ratio === undefined ? '-' : r.ratio === 1 && r.backend === torchName ? '1' : `${r.ratio.toFixed(1)}x`,
+    fmtRate((1000 * r.batch) / r.medianMs),
+    r.ratio === undefined ? '-' : r.ratio === 1 && r.backend === torchName ? '1' : `${r.perImage ? '*' : ''}${r.ratio.toFixed(1)}x`,
     `${r.ms.length}${r.note ? ` (${r.note})` : ''}`,
     Number.isFinite(r.load) ? r.load.toFixed(2) : '',
   ]);
@@ -420,6 +436,7 @@ function printTable(rows: Row[], torch: TorchFile | null, threads: number): void
   console.log(line(header));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const row of table) console.log(line(row));
+  if (all.some((r) => r.perImage)) console.log('* per image: time per image over PyTorch\'s time per image in its batch training step at the same size');
 }
 
 function printProfile(p: Profile): void {
@@ -476,8 +493,8 @@ async function run(): Promise<void> {
     await initBackend({ name: 'cpu' });
     for (const size of o.cpuSizes) {
       const t0 = performance.now();
-      const { ms } = measureTrainer(() => resnetTrainer(size, o.batch), 0, o.cpuSteps);
-      rows.push({ kind: 'train', backend: 'tfjs-cpu (1t)', model: 'resnet18', size, batch: o.batch, ms, medianMs: median(ms), load: load1(), note: 'cold' });
+      const { ms } = measureTrainer(() => resnetTrainer(size, o.cpuBatch), 0, o.cpuSteps);
+      rows.push({ kind: 'train', backend: 'tfjs-cpu (1t)', model: 'resnet18', size, batch: o.cpuBatch, ms, medianMs: median(ms), load: load1(), note: 'cold' });
       progressLine(rows[rows.length - 1]);
       console.error(`  (cpu: ${((performance.now() - t0) / 1000).toFixed(0)} s in all)`);
     }
@@ -485,7 +502,8 @@ async function run(): Promise<void> {
 
   // The table groups rows by what was measured: train steps, forward, extractor.
   const order = { train: 0, forward: 1, extractor: 2 } as const;
-  rows.sort((a, b) => order[a.kind] - order[b.kind] || a.size - b.size || a.batch - b.batch);
+  const rank = (r: Row): number => (r.backend.startsWith('tfjs-cpu') ? 1 : 0);
+  rows.sort((a, b) => order[a.kind] - order[b.kind] || a.size - b.size || rank(a) - rank(b) || a.batch - b.batch);
   printTable(rows, torch, o.threads);
   if (torch) {
     const blas = torch.meta.blas_libraries?.join(', ') || 'unknown';
@@ -493,7 +511,7 @@ async function run(): Promise<void> {
     console.log(`PyTorch: ${torch.meta.model}; BLAS ${blas}; load average during its run ${tl(torch.meta.loadavg_start)} -> ${tl(torch.meta.loadavg_end)}`);
   }
   if (!o.only.has('cpu') || o.cpuSteps === 0) console.log('tfjs-cpu: skipped (--cpu-steps 0); it takes minutes per ResNet-18 step');
-  else if (!o.cpuSizes.includes(224)) console.log('tfjs-cpu: 224 px not run (several minutes a step); add --cpu-sizes 128,224 for it');
+  else if (!o.cpuSizes.includes(224)) console.log(`tfjs-cpu: batch ${o.cpuBatch} at ${o.cpuSizes.join(', ')} px only (a batch-8 step at 128 px takes 10-20 minutes); --cpu-batch 8 --cpu-sizes 128,224 for more`);
   if (profile) printProfile(profile);
   console.log(`\nload average at the end: ${os.loadavg().map((v) => v.toFixed(2)).join(' ')}`);
   if (o.json) {
