@@ -45,7 +45,7 @@ function backpropInputStride1(scope: KernelScope, dy: TensorInfo, filter: Tensor
   const { inHeight: H, inWidth: W, outHeight: oh, outWidth: ow, filterHeight: kh, filterWidth: kw } = info;
   const t = kh - 1 - info.padInfo.top, l = kw - 1 - info.padInfo.left;
   const p = scope.cropForConv(dy, t, H + kh - 1 - oh - t, l, W + kw - 1 - ow - l);
-  const wFlip = scope.transpose(scope.reverse(filter, [0, 1]), [0, 1, 3, 2]); // [kh, kw, co, ci]
+  const wFlip = scope.flipSwapFilter(filter); // [kh, kw, co, ci]
   return scope.run(tf.Conv2D, { x: p.x, filter: wFlip }, {
     strides: [1, 1], pad: p.pad, dataFormat: 'NHWC', dilations: [1, 1], dimRoundingMode: undefined,
   }); // [B, H, W, ci]
@@ -77,7 +77,7 @@ function backpropInputSubPixel(scope: KernelScope, dy: TensorInfo, filter: Tenso
           begin: [a, b, 0, 0], end: [kh, kw, ci, co], strides: [sh, sw, 1, 1],
           beginMask: 0, endMask: 0, ellipsisMask: 0, newAxisMask: 0, shrinkAxisMask: 0,
         }); // [ma, mb, ci, co]
-        const wSub = scope.transpose(scope.reverse(sub, [0, 1]), [0, 1, 3, 2]); // [ma, mb, co, ci]
+        const wSub = scope.flipSwapFilter(sub); // [ma, mb, co, ci]
         const p = scope.cropForConv(dy, ma - 1, Q - oh, mb - 1, R - ow);
         phase = scope.run(tf.Conv2D, { x: p.x, filter: wSub }, {
           strides: [1, 1], pad: p.pad, dataFormat: 'NHWC', dilations: [1, 1], dimRoundingMode: undefined,

@@ -113,6 +113,29 @@ export class KernelScope {
     return out;
   }
 
+  /**
+   * A filter [kh, kw, ci, co] flipped in space with its channels swapped: out[u, v, o, i] =
+   * w[kh-1-u, kw-1-v, i, o], as the input gradient of a convolution needs. One pass in
+   * JavaScript over the filter: the wasm Reverse kernel took 150-200 ms for 3x3x512x512, several
+   * times the convolution it feeds (about 30 ms); this takes a few milliseconds.
+   */
+  flipSwapFilter(filter: TensorInfo): TensorInfo {
+    const [kh, kw, ci, co] = filter.shape;
+    const w = this.backend.readSync(filter.dataId) as Float32Array;
+    const out = new Float32Array(w.length);
+    for (let u = 0; u < kh; u++) {
+      for (let v = 0; v < kw; v++) {
+        const src = ((kh - 1 - u) * kw + (kw - 1 - v)) * ci * co; // block [ci, co] of the source tap
+        const dst = (u * kw + v) * co * ci; // block [co, ci] of the output tap
+        for (let i = 0; i < ci; i++) {
+          const row = src + i * co;
+          for (let o = 0; o < co; o++) out[dst + o * ci + i] = w[row + o];
+        }
+      }
+    }
+    return this.constant([kh, kw, co, ci], 'float32', out);
+  }
+
   /** Takes `t` out of the scope: the caller owns it (the composite's output). */
   keep(t: TensorInfo): TensorInfo {
     const i = this.made.lastIndexOf(t);
