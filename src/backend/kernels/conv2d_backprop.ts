@@ -60,7 +60,7 @@ function backpropInputStride1(scope: KernelScope, dy: TensorInfo, filter: Tensor
  */
 function backpropInputSubPixel(scope: KernelScope, dy: TensorInfo, filter: TensorInfo,
   info: tf.backend_util.Conv2DInfo): TensorInfo {
-  const { batchSize: B, inHeight: H, inWidth: W, inChannels: ci, outChannels: co } = info;
+  const { batchSize: B, inHeight: H, inWidth: W, inChannels: ci } = info;
   const { outHeight: oh, outWidth: ow, filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
   const { top, left } = info.padInfo;
   const Q = Math.ceil((top + H) / sh), R = Math.ceil((left + W) / sw); // phase grid covering the padded input
@@ -73,11 +73,7 @@ function backpropInputSubPixel(scope: KernelScope, dy: TensorInfo, filter: Tenso
       if (ma === 0 || mb === 0) {
         phase = scope.run(tf.Fill, {}, { shape: [B, Q, R, ci], value: 0, dtype: 'float32' });
       } else {
-        const sub = scope.run(tf.StridedSlice, { x: filter }, {
-          begin: [a, b, 0, 0], end: [kh, kw, ci, co], strides: [sh, sw, 1, 1],
-          beginMask: 0, endMask: 0, ellipsisMask: 0, newAxisMask: 0, shrinkAxisMask: 0,
-        }); // [ma, mb, ci, co]
-        const wSub = scope.flipSwapFilter(sub); // [ma, mb, co, ci]
+        const wSub = scope.flipSwapFilter(filter, a, b, sh, sw); // w[a::sh, b::sw] flipped: [ma, mb, co, ci]
         const p = scope.cropForConv(dy, ma - 1, Q - oh, mb - 1, R - ow);
         phase = scope.run(tf.Conv2D, { x: p.x, filter: wSub }, {
           strides: [1, 1], pad: p.pad, dataFormat: 'NHWC', dilations: [1, 1], dimRoundingMode: undefined,

@@ -114,26 +114,28 @@ export class KernelScope {
   }
 
   /**
-   * A filter [kh, kw, ci, co] flipped in space with its channels swapped: out[u, v, o, i] =
-   * w[kh-1-u, kw-1-v, i, o], as the input gradient of a convolution needs. One pass in
-   * JavaScript over the filter: the wasm Reverse kernel took 150-200 ms for 3x3x512x512, several
-   * times the convolution it feeds (about 30 ms); this takes a few milliseconds.
+   * The sub-filter of taps (a + k*sh, b + m*sw) of a filter [kh, kw, ci, co], flipped in space
+   * with its channels swapped: out[u, v, o, i] = w[a + (ma-1-u)*sh, b + (mb-1-v)*sw, i, o], as
+   * the input gradient of a (strided) convolution needs; (a, b) = (0, 0) and stride 1 give the
+   * whole filter flipped. One pass in JavaScript: the wasm Reverse and StridedSlice kernels took
+   * 150-200 ms for 3x3x512x512, several times the convolution they feed (about 30 ms).
    */
-  flipSwapFilter(filter: TensorInfo): TensorInfo {
+  flipSwapFilter(filter: TensorInfo, a = 0, b = 0, sh = 1, sw = 1): TensorInfo {
     const [kh, kw, ci, co] = filter.shape;
+    const ma = Math.ceil((kh - a) / sh), mb = Math.ceil((kw - b) / sw);
     const w = this.backend.readSync(filter.dataId) as Float32Array;
-    const out = new Float32Array(w.length);
-    for (let u = 0; u < kh; u++) {
-      for (let v = 0; v < kw; v++) {
-        const src = ((kh - 1 - u) * kw + (kw - 1 - v)) * ci * co; // block [ci, co] of the source tap
-        const dst = (u * kw + v) * co * ci; // block [co, ci] of the output tap
+    const out = new Float32Array(ma * mb * ci * co);
+    for (let u = 0; u < ma; u++) {
+      for (let v = 0; v < mb; v++) {
+        const src = ((a + (ma - 1 - u) * sh) * kw + (b + (mb - 1 - v) * sw)) * ci * co; // [ci, co] block of the source tap
+        const dst = (u * mb + v) * co * ci; // [co, ci] block of the output tap
         for (let i = 0; i < ci; i++) {
           const row = src + i * co;
           for (let o = 0; o < co; o++) out[dst + o * ci + i] = w[row + o];
         }
       }
     }
-    return this.constant([kh, kw, co, ci], 'float32', out);
+    return this.constant([ma, mb, co, ci], 'float32', out);
   }
 
   /** Takes `t` out of the scope: the caller owns it (the composite's output). */
