@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import { DataError } from '../../errors';
 import { COCO91_OBJECTS, HICO_VERBS } from '../hico_names';
-import { entryError, type InvalidHandler, readNamesFile, readNonEmpty, type SourceEntry } from './source';
+import { EntryCollector, entryError, type InvalidHandler, readNamesFile, readNonEmpty, type SourceEntry } from './source';
 
 /**
  * HICO-DET in the "HOIA" JSON form used by QPIC / CDN / GEN-VLKT:
@@ -31,21 +31,9 @@ export function readHicoDet(file: string, imagesDir: string, names: HicoNames, i
   }
   if (!Array.isArray(data)) throw new DataError(`${file}: expected a JSON array of images, found ${typeof data}`);
   if (data.length === 0) throw new DataError(`${file}: the array of images is empty`);
-  const entries: SourceEntry[] = [];
-  const seen = new Set<string>();
-  data.forEach((raw: unknown, index: number) => {
-    const origin = { file, index };
-    try {
-      const entry = parseEntry(raw, origin, imagesDir, names);
-      if (seen.has(entry.id)) throw entryError(entry, 'file_name', `image '${entry.id}' appears twice`);
-      seen.add(entry.id);
-      entries.push(entry);
-    } catch (err) {
-      if (err instanceof DataError) invalid(err);
-      else throw err;
-    }
-  });
-  return entries;
+  const collector = new EntryCollector(invalid);
+  data.forEach((raw: unknown, index: number) => collector.add(() => parseEntry(raw, { file, index }, imagesDir, names)));
+  return collector.entries;
 }
 
 function parseEntry(raw: unknown, origin: { file: string; index: number }, imagesDir: string, names: HicoNames): SourceEntry {

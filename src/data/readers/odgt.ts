@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import { DataError, where } from '../../errors';
 import { isObject, stripExtension } from './hico_det';
-import { entryError, type InvalidHandler, readNonEmpty, type SourceEntry } from './source';
+import { EntryCollector, entryError, type InvalidHandler, readNonEmpty, type SourceEntry } from './source';
 
 /**
  * ODGT as used by HoiTransformer and the Hoi2Threat data: one JSON object per line,
@@ -10,29 +10,21 @@ import { entryError, type InvalidHandler, readNonEmpty, type SourceEntry } from 
  */
 export function readOdgt(file: string, imagesDir: string, invalid: InvalidHandler): SourceEntry[] {
   const lines = readNonEmpty(file).split(/\r?\n/);
-  const entries: SourceEntry[] = [];
-  const seen = new Set<string>();
+  const collector = new EntryCollector(invalid);
   lines.forEach((text, i) => {
     const line = i + 1;
     if (text.trim() === '') return;
-    const origin = { file, line };
-    try {
+    collector.add(() => {
       let raw: unknown;
       try {
         raw = JSON.parse(text);
       } catch (err) {
         throw new DataError(`${where(file, line)}: malformed JSON line (${(err as Error).message})`);
       }
-      const entry = parseLine(raw, origin, imagesDir);
-      if (seen.has(entry.id)) throw entryError(entry, 'file_name', `image '${entry.id}' appears twice`);
-      seen.add(entry.id);
-      entries.push(entry);
-    } catch (err) {
-      if (err instanceof DataError) invalid(err);
-      else throw err;
-    }
+      return parseLine(raw, { file, line }, imagesDir);
+    });
   });
-  return entries;
+  return collector.entries;
 }
 
 function parseLine(raw: unknown, origin: { file: string; line: number }, imagesDir: string): SourceEntry {

@@ -32,6 +32,28 @@ export function entryError(entry: Pick<SourceEntry, 'origin'>, field: string, me
   return new DataError(`${at}: ${message}`);
 }
 
+/**
+ * Collects entries read one at a time: `parse` builds an entry or throws a DataError, which goes
+ * to `invalid` (stop or skip); an image id seen before is itself an invalid entry.
+ */
+export class EntryCollector {
+  readonly entries: SourceEntry[] = [];
+  private readonly seen = new Set<string>();
+  constructor(private readonly invalid: InvalidHandler) {}
+
+  add(parse: () => SourceEntry): void {
+    try {
+      const entry = parse();
+      if (this.seen.has(entry.id)) throw entryError(entry, 'file_name', `image '${entry.id}' appears twice`);
+      this.seen.add(entry.id);
+      this.entries.push(entry);
+    } catch (err) {
+      if (err instanceof DataError) this.invalid(err);
+      else throw err;
+    }
+  }
+}
+
 /** Boxes may overflow the image by this much (common in HICO-DET) and are then clipped. */
 export const CLIP_TOLERANCE_PX = 2;
 
