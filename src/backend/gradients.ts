@@ -121,6 +121,29 @@ export function installGradientFixes(): void {
     });
   }
 
+  // Mean and Sum: tfjs multiplies dy by a full-size ones(x.shape) built as a JavaScript array on
+  // every backward pass (20 ms a step for the batch-norm moments of the tiny extractor); a
+  // backend fill gives the same values without that array.
+  for (const kernelName of [tf.Mean, tf.Sum]) {
+    tf.registerGradient({
+      kernelName,
+      inputsToSave: ['x'],
+      gradFunc: (dy, saved, attrs) => {
+        const [x] = saved;
+        const axes = tf.util.parseAxisParam((attrs as unknown as tf.SumAttrs).axis, x.shape);
+        const expanded = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
+        const count = kernelName === tf.Mean ? axes.reduce((n, a) => n * x.shape[a], 1) : 1;
+        return {
+          x: () => tf.tidy(() => {
+            const g = tf.reshape(tf.cast(dy as Tensor, 'float32'), expanded);
+            // Fill (a backend kernel) + broadcasting Multiply; wasm's broadcastTo (Tile) is slower still.
+            return tf.mul(count === 1 ? g : tf.div(g, count), tf.onesLike(x as Tensor).cast('float32'));
+          }),
+        };
+      },
+    });
+  }
+
   tf.registerGradient({
     kernelName: tf.Tile,
     inputsToSave: ['x'],
