@@ -31,20 +31,12 @@ export const command: CommandModule<object, Args> = {
       .example('$0 eval extractor --checkpoint runs/extractor --data runs/data/synth --classifier runs/classifier --dump runs/extractor/test_predictions.json', '') as unknown as Argv<Args>,
   handler: async (args: ArgumentsCamelCase<Args>) => {
     const { initBackend } = await import('../backend/index.js');
-    const { loadConfig } = await import('../config/load.js');
-    const { DecodeConfigSchema } = await import('../models/hoi/decode.js');
-    const { evaluateExtractor, loadExtractor } = await import('../eval/extractor_eval.js');
+    const { evaluateExtractor } = await import('../eval/extractor_eval.js');
     const { describeMetrics } = await import('../train/train_extractor.js');
     const { writeFileAtomic } = await import('../fs_atomic.js');
     const { log } = await import('../logger.js');
     await initBackend({ name: args.backend as 'auto' });
-    let decode;
-    if (args.set.length > 0) {
-      const loaded = loadExtractor(args.checkpoint);
-      loaded.model.dispose();
-      decode = loadConfig(DecodeConfigSchema, { flags: { ...loaded.run.train_config.decode }, sets: args.set });
-    }
-    const r = await evaluateExtractor({ checkpoint: args.checkpoint, data: args.data, split: args.split, classifier: args.classifier, batchSize: args['batch-size'], decode });
+    const r = await evaluateExtractor({ checkpoint: args.checkpoint, data: args.data, split: args.split, classifier: args.classifier, batchSize: args['batch-size'], decodeSets: args.set });
     log.info(`${r.checkpoint.dir} (step ${r.checkpoint.step}) on ${args.split}: ${describeMetrics(r.metrics)}; ${r.metrics.images_per_s.toFixed(1)} images/s`);
     if (args.dump) {
       writeFileAtomic(args.dump, `${JSON.stringify({ checkpoint: r.checkpoint, split: args.split, images: r.predictions })}\n`);

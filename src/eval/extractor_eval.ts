@@ -4,8 +4,9 @@ import type { Box, HoiRecord, Split } from '../data/record';
 import { Taxonomy } from '../data/taxonomy';
 import { CheckpointError, DataError } from '../errors';
 import { ImageAnomalyClassifier, type ImageClassifierConfigInput } from '../models/hoi/classifier';
+import { loadConfig } from '../config/load';
 import {
-  anomalyScore, type DecodeConfig, type DecodeLabels, decodePointHoi, imageMaps, weaponScore,
+  anomalyScore, type DecodeConfig, DecodeConfigSchema, type DecodeLabels, decodePointHoi, imageMaps, weaponScore,
 } from '../models/hoi/decode';
 import { POINT_HOI_STRIDE, PointHoiExtractor, type PointHoiConfigInput } from '../models/hoi/point_hoi';
 import { POINT_HOI_OUTPUT_KEYS, type PointHoiMaps } from '../models/hoi/types';
@@ -211,7 +212,8 @@ export interface EvaluateRequest {
   /** A classifier run evaluated on the same split as the image-level baseline. */
   classifier?: string;
   batchSize?: number;
-  decode?: DecodeConfig;
+  /** `key=value` overrides of the run's decode config (e.g. nms_threshold=0.6). */
+  decodeSets?: string[];
 }
 
 export interface EvaluateResult {
@@ -234,7 +236,8 @@ export async function evaluateExtractor(req: EvaluateRequest): Promise<EvaluateR
         compatible: new Map(Object.entries(loaded.run.compatible).map(([v, cats]) => [v, new Set(cats)])),
       };
       const taxonomy = Taxonomy.fromJSON(loaded.run.taxonomy);
-      out = await predictExtractor(loaded.model, req.data, req.split, labels, req.decode ?? loaded.run.train_config.decode, taxonomy, opts);
+      const decode = loadConfig(DecodeConfigSchema, { flags: { ...loaded.run.train_config.decode }, sets: req.decodeSets ?? [] });
+      out = await predictExtractor(loaded.model, req.data, req.split, labels, decode, taxonomy, opts);
     } else {
       out = await predictClassifier(loaded.model, req.data, req.split, opts);
     }

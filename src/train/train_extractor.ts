@@ -109,7 +109,8 @@ export async function trainExtractor(req: TrainExtractorRequest): Promise<TrainS
   // -- model, optimizer, run folder
   const model = createExtractorModel(cfg, categories.length, verbs.length);
   const params = new Map([...model.namedParameters()].filter(([, v]) => v.trainable));
-  const nameOf = new Map([...params].map(([name, v]) => [v.name, name]));
+  // tf.variableGrads keys gradients by tfjs variable name; map them back to parameter paths.
+  const trainable = { vars: [...params.values()], nameOf: new Map([...params].map(([name, v]) => [v.name, name])) };
   // Decay weight matrices and kernels only (rank >= 2): biases and norm scales are rank 1.
   const optimizer = new AdamW(params, {
     lr: cfg.train.schedule.lr, betas: cfg.train.betas, weightDecay: cfg.train.weight_decay,
@@ -185,7 +186,7 @@ export async function trainExtractor(req: TrainExtractorRequest): Promise<TrainS
       const epoch = Math.floor(step / loader.numBatches);
       for await (const batch of loader.epoch(epoch, step % loader.numBatches)) {
         const lr = lrAt(step, cfg.train.schedule, total);
-        const { loss, parts, gradNorm } = trainStep(model, optimizer, nameOf, batch, cfg, labels, lr);
+        const { loss, parts, gradNorm } = trainStep(model, optimizer, trainable, batch, cfg, labels, lr);
         step++;
         if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
           const what = Number.isFinite(loss) ? `the gradient norm is ${gradNorm}` : `loss is ${loss}`;
@@ -241,10 +242,10 @@ export async function trainExtractor(req: TrainExtractorRequest): Promise<TrainS
 
 /** One optimizer step; every tensor it makes is disposed before it returns. */
 function trainStep(
-  model: ExtractorModel, optimizer: AdamW, nameOf: Map<string, string>, batch: Batch,
+  model: ExtractorModel, optimizer: AdamW, trainable: { vars: tf.Variable[]; nameOf: Map<string, string> }, batch: Batch,
   cfg: ExtractorConfig, labels: DecodeLabels, lr: number,
 ): { loss: number; parts: Record<string, number>; gradNorm: number } {
-  const vars = [...nameOf.keys()].map((n) => tf.engine().registeredVariables[n]); // the trainable variables, by tfjs name
+  const { vars, nameOf } = trainable;
   let partsT: tf.Tensor | null = null;
   let lossT: tf.Scalar;
   let rawGrads: tf.NamedTensorMap;
