@@ -105,20 +105,11 @@ export class Linear extends Module {
     tf.tidy(() => {
       this.weight.assign(tf.add(this.weight, tf.mul(tf.matMul(lora.a, lora.b), lora.scale))); // [in, out]
     });
-    this.removeOwnParameter('lora_A');
-    this.removeOwnParameter('lora_B');
+    this.removeParameter('lora_A');
+    this.removeParameter('lora_B');
     lora.a.dispose();
     lora.b.dispose();
     this.lora = null;
-  }
-
-  /**
-   * Module offers no public way to drop a parameter, and mergeLora is the one place that needs it.
-   * Bracket access reaches Module's (TypeScript-)private table without widening Module's API.
-   */
-  private removeOwnParameter(name: string): void {
-    const params = this['params'] as Map<string, unknown>;
-    if (!params.delete(name)) throw new Error(`Linear(${this.paramPath('weight')}): no parameter '${name}' to remove`);
   }
 
   forward(x: tf.Tensor): tf.Tensor {

@@ -65,6 +65,11 @@ export abstract class Module {
     return variable;
   }
 
+  /** Removes (without disposing) a parameter registered by this module, e.g. merged LoRA adapters. */
+  protected removeParameter(name: string): void {
+    if (!this.params.delete(name)) throw new Error(`Module ${this.constructor.name}: no parameter '${name}' to remove`);
+  }
+
   /** Registers a buffer: saved in the state dict, never trained (e.g. batch-norm running stats). */
   registerBuffer(name: string, value: tf.Tensor | ParamSpec): tf.Variable {
     this.checkNewName(name);
