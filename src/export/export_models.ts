@@ -1,0 +1,294 @@
+/**
+ * `export onnx`: trained runs -> a deployment folder (DESIGN "Export"):
+ *
+ *   extractor.onnx   input `image` [batch, 3, S, S] float32 NCHW, normalized as the manifest says;
+ *                    outputs the six head maps, NHWC [batch, S/4, S/4, C], heatmaps after the sigmoid
+ *   vlp_prefix.onnx, vlp_decoder.onnx, tokenizer.json   with --vlp (see exportExplainer)
+ *   manifest.json    see src/infer/manifest.ts
+ *
+ * Every graph is run in onnxruntime-node on sample inputs (seeded noise at batch 2, which also
+ * proves the dynamic batch axis, and real images through the explain pre-processing) and compared
+ * with tfjs output by output; a difference above the tolerance (1e-4) refuses the export with an
+ * ExportError naming the graph, the input, the output and the difference. Files are written into a
+ * staging folder that is renamed into place only when everything passed, so a refused export
+ * leaves nothing behind.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { tf } from '../backend/tf';
+import { Rng } from '../data/rng';
+import { generateScene, parseSynthOptions } from '../data/synth';
+import { packageRoot } from '../data/taxonomy';
+import { DEFAULT_FILL, IMAGENET_MEAN, IMAGENET_STD } from '../data/transforms';
+import { ExportError, UsageError } from '../errors';
+import { loadExtractor } from '../eval/extractor_eval';
+import { commitStagingDir, makeStagingDir, writeFileAtomic } from '../fs_atomic';
+import { runTfjsMaps, sha256File, oneLine } from '../infer/engines';
+import {
+  DEFAULT_VERDICT_THRESHOLD, EXPORT_FORMAT_VERSION, EXPORT_MANIFEST_FILE, EXTRACTOR_INPUT_NAME, EXTRACTOR_ONNX_FILE,
+  type ExportedModel, type ExportManifest, ExportManifestSchema, type ParityRow, type TensorSpec,
+} from '../infer/manifest';
+import { type PreparedImage, type PreprocessSpec, prepareDecoded, prepareImageFile, stackInputs } from '../infer/preprocess';
+import { log } from '../logger';
+import { POINT_HOI_OUTPUTS, POINT_HOI_STRIDE, PointHoiExtractor, type PointHoiKey } from '../models/hoi/point_hoi';
+import { MODEL_FILE } from '../train/checkpoint';
+import { OPSET_VERSION, OnnxGraph } from './onnx_graph';
+
+/** Largest |onnxruntime - tfjs| an fp32 export may show (DESIGN "Export"). */
+export const PARITY_TOLERANCE = 1e-4;
+
+export interface ExportRequest {
+  /** A trained extractor run folder (its best checkpoint, else last) or a step-N folder. */
+  extractor: string;
+  /** A VLP explainer run folder (not wired yet: see exportExplainer). */
+  vlp?: string | null;
+  /** The export folder to create. */
+  out: string;
+  /** Replace an existing `out`. */
+  overwrite?: boolean;
+  /** Verdict threshold written to the manifest (default 0.5). */
+  threshold?: number;
+  /** Parity tolerance (default 1e-4). */
+  tolerance?: number;
+  /** Real images for the parity check (default: two scenes of the built-in synth generator). */
+  sampleImages?: string[];
+  /** onnxruntime intra-op threads (default 2). */
+  threads?: number;
+  /**
+   * Called after the tfjs reference outputs are computed and before the ONNX graph is built. For
+   * tests that prove a mismatch is refused (change a weight here); nothing else should need it.
+   */
+  afterReference?: (model: PointHoiExtractor) => void;
+}
+
+export interface ExportResult {
+  out: string;
+  manifest: ExportManifest;
+}
+
+/** A named sample batch, NCHW. */
+interface SampleInput {
+  name: 'random' | 'images';
+  data: Float32Array;
+  batch: number;
+}
+
+type Maps = Record<PointHoiKey, Float32Array>;
+
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) return Infinity;
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - b[i]);
+    if (!(d <= m)) m = d; // NaN propagates
+  }
+  return m;
+}
+
+function versions(): ExportManifest['created_with'] {
+  let own = '0.0.0';
+  try {
+    own = String(JSON.parse(fs.readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')).version);
+  } catch { /* informative only */ }
+  return { hoi2anomaly: own, tfjs: tf.version['tfjs-core'], onnxruntime_node: ort.env.versions?.node ?? 'unknown' };
+}
+
+/** Relative path from the export folder, posix separators (the manifest travels between systems). */
+function relativeFrom(outDir: string, target: string): string {
+  return path.relative(outDir, target).split(path.sep).join('/') || '.';
+}
+
+/** The graph of extractor.onnx: input `image` [batch, 3, S, S], the six maps NHWC. */
+export function extractorGraph(model: PointHoiExtractor): { graph: OnnxGraph; inputs: TensorSpec[]; outputs: TensorSpec[] } {
+  const g = new OnnxGraph('hoi2anomaly_extractor');
+  const S = model.config.inputSize;
+  const inputShape = ['batch', 3, S, S];
+  const image = g.input(EXTRACTOR_INPUT_NAME, inputShape);
+  const outs = model.toOnnx(g, image);
+  const shapes = model.outputShapes('batch');
+  const outputs: TensorSpec[] = POINT_HOI_OUTPUTS.map(({ key, name }, i) => {
+    if (outs[i] !== name) throw new ExportError(`extractor graph: output '${name}' was emitted as '${outs[i]}'`);
+    g.output(outs[i], shapes[key]);
+    return { name, shape: shapes[key], dtype: 'float32', layout: 'NHWC' };
+  });
+  g.setMetadata('model_name', PointHoiExtractor.modelName);
+  g.setMetadata('model_config', JSON.stringify(model.config));
+  g.setMetadata('input_layout', 'NCHW');
+  g.setMetadata('output_layout', 'NHWC');
+  g.setMetadata('output_stride', String(POINT_HOI_STRIDE));
+  g.setMetadata('heatmaps', 'sigmoid');
+  return { graph: g, inputs: [{ name: image, shape: inputShape, dtype: 'float32', layout: 'NCHW' }], outputs };
+}
+
+/** Seeded noise at batch 2 and real images, both as the explain pipeline prepares them. */
+async function sampleInputs(spec: PreprocessSpec, files: readonly string[] | undefined): Promise<SampleInput[]> {
+  const S = spec.inputSize;
+  const rng = new Rng(0, 'export-parity');
+  const noise = new Float32Array(2 * 3 * S * S);
+  for (let i = 0; i < noise.length; i++) noise[i] = rng.normal(0, 1);
+  let images: PreparedImage[];
+  if (files && files.length > 0) {
+    images = await Promise.all(files.map((f) => prepareImageFile(f, spec)));
+  } else {
+    const opts = parseSynthOptions({ image_size: Math.min(1024, Math.max(64, S)) });
+    images = [0, 1].map((k) => {
+      const scene = generateScene(0, k, opts);
+      return prepareDecoded({ data: scene.pixels, width: scene.width, height: scene.height }, `synth scene ${k}`, spec);
+    });
+  }
+  return [
+    { name: 'random', data: noise, batch: 2 },
+    { name: 'images', data: stackInputs(images, S), batch: images.length },
+  ];
+}
+
+/**
+ * Runs `file` in onnxruntime on every sample and compares each output with the tfjs reference;
+ * throws ExportError (graph, input, output, difference) beyond the tolerance.
+ */
+async function checkParity(
+  file: string, graphName: string, samples: readonly SampleInput[], reference: readonly Maps[], tolerance: number, threads: number,
+): Promise<ParityRow[]> {
+  let session: ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(file, { intraOpNumThreads: threads, interOpNumThreads: 1 });
+  } catch (err) {
+    throw new ExportError(`${graphName}: onnxruntime-node cannot load the exported graph (${oneLine(err)})`, { cause: err });
+  }
+  const rows: ParityRow[] = [];
+  try {
+    for (const [k, sample] of samples.entries()) {
+      const S = Math.round(Math.sqrt(sample.data.length / (3 * sample.batch)));
+      const out = await session.run({ [EXTRACTOR_INPUT_NAME]: new ort.Tensor('float32', sample.data, [sample.batch, 3, S, S]) });
+      for (const { key, name } of POINT_HOI_OUTPUTS) {
+        const got = out[name];
+        if (!got || got.dims[0] !== sample.batch) {
+          throw new ExportError(`${graphName}: output '${name}' on the ${sample.name} input (batch ${sample.batch}) has dims [${got?.dims ?? 'missing'}]`);
+        }
+        const diff = maxAbsDiff(got.data as Float32Array, reference[k][key]);
+        rows.push({ input: sample.name, batch: sample.batch, output: name, max_abs_diff: diff });
+        if (!(diff <= tolerance)) {
+          throw new ExportError(`${graphName}: output '${name}' on the ${sample.name} input (batch ${sample.batch}) differs from tfjs by ${diff.toExponential(2)} (max abs diff; tolerance ${tolerance.toExponential(0)}); export refused`);
+        }
+      }
+    }
+  } finally {
+    await session.release();
+  }
+  return rows;
+}
+
+/** The extractor part: extractor.onnx in `staging`, parity-checked; returns its manifest entry and labels. */
+async function exportExtractor(req: ExportRequest, staging: string, outDir: string, spec: (inputSize: number) => PreprocessSpec) {
+  const loaded = loadExtractor(req.extractor);
+  const model = loaded.model;
+  try {
+    if (!(model instanceof PointHoiExtractor)) throw new UsageError(`${loaded.dir}: an image-level classifier run; export takes a HOI extractor run`);
+    if (loaded.run.kind !== 'point_hoi') throw new UsageError(`${loaded.dir}: run of kind '${loaded.run.kind}', expected point_hoi`);
+    const pre = spec(model.config.inputSize);
+    const samples = await sampleInputs(pre, req.sampleImages);
+    const reference: Maps[] = [];
+    for (const s of samples) reference.push((await runTfjsMaps(model, s.data, s.batch)).maps);
+    req.afterReference?.(model);
+
+    const { graph, inputs, outputs } = extractorGraph(model);
+    const file = path.join(staging, EXTRACTOR_ONNX_FILE);
+    writeFileAtomic(file, graph.toModelProto());
+    const tolerance = req.tolerance ?? PARITY_TOLERANCE;
+    const parity = await checkParity(file, EXTRACTOR_ONNX_FILE, samples, reference, tolerance, req.threads ?? 2);
+    const maxDiff = Math.max(...parity.map((r) => r.max_abs_diff));
+    log.info(`${EXTRACTOR_ONNX_FILE}: onnxruntime vs tfjs max abs diff ${maxDiff.toExponential(2)} over ${parity.length} outputs (tolerance ${tolerance.toExponential(0)})`);
+    const entry: ExportedModel = {
+      file: EXTRACTOR_ONNX_FILE,
+      model_name: PointHoiExtractor.modelName,
+      model_config: model.config,
+      inputs, outputs,
+      source_checkpoint: relativeFrom(outDir, loaded.dir),
+      source_sha256: sha256File(path.join(loaded.dir, MODEL_FILE)),
+      step: loaded.step,
+      sha256: sha256File(file),
+      max_abs_diff: maxDiff,
+      parity,
+    };
+    return { entry, run: loaded.run, preprocess: pre, tolerance };
+  } finally {
+    model.dispose();
+  }
+}
+
+/**
+ * The explainer part: vlp_prefix.onnx, vlp_decoder.onnx and tokenizer.json into `staging`, each
+ * graph parity-checked like the extractor, and their manifest entries.
+ *
+ * TODO(vlp): wire once src/models/vlp lands: load the VLP run (checkpoint + tokenizer.json), build
+ * `VlpExplainer.toOnnxPrefix(g)` and `toOnnxDecoderStep(g)` graphs, run `encodePrefix` / `step`
+ * in tfjs on a sample (the sample images + their decoded HOIs + the instruction) for the
+ * reference, compare in onnxruntime with the same tolerance (batch 2 for the dynamic axis), copy
+ * tokenizer.json, and return { vlp_prefix, vlp_decoder } entries plus `tokenizer: 'tokenizer.json'`.
+ */
+export async function exportExplainer(
+  vlpRun: string, _staging: string, _ctx: { outDir: string; tolerance: number; threads: number },
+): Promise<{ models: { vlp_prefix: ExportedModel; vlp_decoder: ExportedModel }; tokenizer: string }> {
+  if (!fs.existsSync(vlpRun)) throw new ExportError(`--vlp ${vlpRun}: run folder not found`);
+  throw new ExportError(`--vlp ${vlpRun}: explainer export not wired yet (export the extractor alone for now)`);
+}
+
+/** Exports the runs into `req.out` (see the file comment). */
+export async function exportModels(req: ExportRequest): Promise<ExportResult> {
+  const outDir = path.resolve(req.out);
+  if (fs.existsSync(outDir) && !req.overwrite) throw new ExportError(`${req.out} already exists (pass --overwrite to replace it)`);
+  const threshold = req.threshold ?? DEFAULT_VERDICT_THRESHOLD;
+  if (!(threshold >= 0 && threshold <= 1)) throw new UsageError(`threshold must be in [0, 1], got ${threshold}`);
+  const tolerance = req.tolerance ?? PARITY_TOLERANCE;
+  if (!(tolerance > 0)) throw new UsageError(`tolerance must be positive, got ${tolerance}`);
+
+  // The training loader's normalization and padding (data/loader.ts defaults): what the model saw.
+  const spec = (inputSize: number): PreprocessSpec => ({ inputSize, mean: IMAGENET_MEAN, std: IMAGENET_STD, fill: DEFAULT_FILL });
+  const staging = makeStagingDir(outDir);
+  let committed = false;
+  try {
+    const ex = await exportExtractor(req, staging, outDir, spec);
+    const models: ExportManifest['models'] = { extractor: ex.entry };
+    let tokenizer: string | null = null;
+    if (req.vlp) {
+      const vlp = await exportExplainer(req.vlp, staging, { outDir, tolerance, threads: req.threads ?? 2 });
+      Object.assign(models, vlp.models);
+      tokenizer = vlp.tokenizer;
+    }
+    const manifest: ExportManifest = {
+      format_version: EXPORT_FORMAT_VERSION,
+      created: new Date().toISOString(),
+      created_with: versions(),
+      opset: OPSET_VERSION,
+      parity_tolerance: tolerance,
+      models,
+      tokenizer,
+      categories: ex.run.categories,
+      verbs: ex.run.verbs,
+      compatible: ex.run.compatible,
+      taxonomy: ex.run.taxonomy as Record<string, unknown>,
+      input_size: ex.preprocess.inputSize,
+      mean: [...ex.preprocess.mean] as [number, number, number],
+      std: [...ex.preprocess.std] as [number, number, number],
+      preprocess: { layout: 'NCHW', color: 'RGB', resize: 'letterbox', fill: ex.preprocess.fill, filter: 'triangle (bilinear, area-weighted when shrinking)' },
+      output_stride: POINT_HOI_STRIDE,
+      decode: { ...ex.run.train_config.decode },
+      verdict: {
+        threshold,
+        source: req.threshold === undefined ? 'default' : 'user',
+        rule: 'anomalous when anomaly_score >= threshold; anomaly_score = max over triplets of score x taxonomy severity weight',
+      },
+    };
+    // What explain will read back must validate: check before committing.
+    const check = ExportManifestSchema.safeParse(manifest);
+    if (!check.success) throw new ExportError(`manifest.json: ${check.error.issues.map((i) => `'${i.path.join('.')}': ${i.message}`).join('; ')}`);
+    writeFileAtomic(path.join(staging, EXPORT_MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
+    commitStagingDir(staging, outDir, req.overwrite ?? false);
+    committed = true;
+    log.info(`exported to ${outDir}`);
+    return { out: outDir, manifest };
+  } finally {
+    if (!committed) fs.rmSync(staging, { recursive: true, force: true });
+  }
+}
