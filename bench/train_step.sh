@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Training-step benchmark, tfjs (wasm, cpu) vs PyTorch CPU: one command, one table.
+# Training-step benchmark, tfjs (wasm, wasm-native, cpu) vs PyTorch CPU: one command, one table.
 #
 #   bash bench/train_step.sh [--quick] [--no-cpu | --cpu-full] [-- ARGS for train_step_bench.js]
 #
@@ -8,9 +8,12 @@
 # 3. runs bench/pytorch_train_step.py with /usr/bin/python3 (Debian's, which has torch; not a
 #    pyenv/venv python3 on PATH), 2 threads, without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE (they
 #    slow OpenBLAS; unset for that command only);
-# 4. runs dist/bench/train_step_bench.js with the PyTorch results and prints the table with
-#    ratios and the per-kernel profile.
-# About 5 minutes (4.5 measured at load 3 on 2 cores). tfjs-cpu runs one batch-1 step at 128 px (~2 min);
+#    It also times a PyTorch copy of the tiny extractor step (categories and verbs of the synth
+#    source, read from the build);
+# 4. runs dist/bench/train_step_bench.js with the PyTorch results: every section on plain wasm
+#    and on wasm-native (heavy kernels in ONNX Runtime), then the table with ratios to PyTorch,
+#    wasm / wasm-native, and the per-kernel profile of both.
+# About 8 minutes (both tfjs backends). tfjs-cpu runs one batch-1 step at 128 px (~2 min);
 # --cpu-full runs the batch-8 step instead (10-20 minutes alone), --no-cpu skips it.
 # Run it on a quiet machine: `uptime` is printed first; with other work running, every number
 # (PyTorch's OpenMP threads most of all) is slower and noisier.
@@ -29,7 +32,7 @@ while [ $# -gt 0 ]; do
     --no-cpu) NODE_ARGS+=(--cpu-steps 0) ;;
     --cpu-full) NODE_ARGS+=(--cpu-batch "$BATCH") ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "train_step.sh: unknown argument '$1' (--quick, --no-cpu, --cpu-full, -- ARGS)" >&2; exit 2 ;;
   esac
   shift
@@ -52,6 +55,9 @@ fi
 
 # -- build
 npx tsc -p tsconfig.json
+# categories,verbs of the synth source: the PyTorch copy of the tiny extractor has the same heads
+EXTRACTOR=$(node -e "const s = require('./dist/src/data/synth'); console.log(s.SYNTH_CATEGORIES.length + ',' + s.SYNTH_VERBS.length)")
+TORCH_ARGS+=(--extractor "$EXTRACTOR")
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
 echo "uptime:$(uptime)"

@@ -5,9 +5,12 @@
  *
  *   node dist/bench/train_step_bench.js [--sizes 128,224] [--batch 8] [--threads 2]
  *     [--steps 3] [--warmup 1] [--forward-runs 5] [--cpu-steps 1] [--cpu-sizes 128] [--cpu-batch 1]
- *     [--only train,forward,extractor,profile,cpu] [--torch torch.json] [--json out.json]
+ *     [--only train,forward,extractor,profile,cpu] [--backends wasm,wasm-native]
+ *     [--torch torch.json] [--json out.json]
  *
- * Sections (batch 8, wasm with 2 threads unless told otherwise):
+ * Sections (batch 8, wasm with 2 threads unless told otherwise), each run on every --backends
+ * entry: 'wasm' (XNNPACK and our composites) and 'wasm-native' (the same backend with the heavy
+ * kernels in ONNX Runtime, src/backend/native); the table adds the ratio wasm / wasm-native:
  *   train      ResNet-18 (full width, 1000-class fc), softmax cross-entropy on random labels,
  *              one step = forward + backward (tf.variableGrads) + AdamW + reading the loss;
  *              median ms of --steps steps after --warmup steps, at each --sizes
@@ -21,14 +24,16 @@
  *              as train_extractor's trainStep does it: targets, losses, gradients, clipping, AdamW
  *   profile    tf.profile() of one ResNet-18 training step at the first size: kernel time
  *              aggregated by kernel name, top 10 with their share of the step's wall time (wasm
- *              kernels run synchronously, so each kernel's wall time is its cost)
+ *              and native kernels run synchronously, so each kernel's wall time is its cost);
+ *              one profile per backend: before (wasm) and after (wasm-native); with the
+ *              extractor section, the same for one tiny-extractor step
  *
  * The load average is printed next to every row: on a shared 2-core machine it is the first
  * thing to check when numbers look off.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { initBackend, seedEverything } from '../src/backend';
+import { initBackend, nativeKernelStats, seedEverything, type BackendInfo } from '../src/backend';
 import { tf } from '../src/backend/tf';
 import { ExtractorConfigSchema, type ExtractorConfig } from '../src/config/extractor';
 import type { HoiRecord } from '../src/data/record';
@@ -46,7 +51,11 @@ import { AdamW } from '../src/train/optim';
 type Section = 'train' | 'cpu' | 'forward' | 'extractor' | 'profile';
 const SECTIONS: readonly Section[] = ['train', 'cpu', 'forward', 'extractor', 'profile'];
 
+type BenchBackend = 'wasm' | 'wasm-native';
+const BENCH_BACKENDS: readonly BenchBackend[] = ['wasm', 'wasm-native'];
+
 interface Options {
+  backends: BenchBackend[];
   sizes: number[];
   batch: number;
   threads: number;
@@ -95,6 +104,8 @@ interface KernelStat {
 }
 
 interface Profile {
+  backend: string;
+  model: string;
   size: number;
   batch: number;
   wallMs: number;
@@ -126,14 +137,17 @@ function parseArgs(argv: string[]): Options {
     if (out.some((s) => !Number.isInteger(s) || s < 32 || s % 32 !== 0)) throw new Error(`${flag}: sizes divisible by 32 expected, got '${v}'`);
     return out;
   };
-  const known = new Set(['--sizes', '--batch', '--threads', '--steps', '--warmup', '--forward-runs', '--cpu-steps', '--cpu-sizes', '--cpu-batch', '--only', '--torch', '--json']);
+  const known = new Set(['--sizes', '--batch', '--threads', '--steps', '--warmup', '--forward-runs', '--cpu-steps', '--cpu-sizes', '--cpu-batch', '--only', '--backends', '--torch', '--json']);
   for (let i = 0; i < argv.length; i += 2) {
     if (!known.has(argv[i])) throw new Error(`unknown argument '${argv[i]}'; known: ${[...known].join(' ')}`);
   }
   const only = get('--only');
   const picked = only === undefined ? [...SECTIONS] : only.split(',').filter((s) => s !== '');
   for (const s of picked) if (!SECTIONS.includes(s as Section)) throw new Error(`--only: unknown section '${s}'; sections: ${SECTIONS.join(', ')}`);
+  const backends = (get('--backends') ?? BENCH_BACKENDS.join(',')).split(',').filter((s) => s !== '');
+  for (const b of backends) if (!BENCH_BACKENDS.includes(b as BenchBackend)) throw new Error(`--backends: unknown backend '${b}'; known: ${BENCH_BACKENDS.join(', ')}`);
   return {
+    backends: backends as BenchBackend[],
     sizes: sizes('--sizes', [128, 224]),
     batch: int('--batch', 8, 1),
     threads: int('--threads', 2, 1),
@@ -322,8 +336,8 @@ function measureTrainer(make: () => Trainer, warmup: number, steps: number): { m
   }
 }
 
-async function profileStep(size: number, batch: number, warmup: number): Promise<Profile> {
-  const trainer = resnetTrainer(size, batch);
+async function profileStep(backend: string, model: string, make: () => Trainer, size: number, batch: number, warmup: number): Promise<Profile> {
+  const trainer = make();
   try {
     for (let i = 0; i < Math.max(1, warmup); i++) trainer.step();
     const t0 = performance.now();
@@ -346,7 +360,7 @@ async function profileStep(size: number, batch: number, warmup: number): Promise
     }
     calls.sort((a, b) => b.ms - a.ms);
     return {
-      size, batch, wallMs, kernelMs,
+      backend, model, size, batch, wallMs, kernelMs,
       kernels: [...byName.values()].sort((a, b) => b.ms - a.ms),
       topCalls: calls.slice(0, 8),
     };
@@ -405,7 +419,7 @@ function printTable(rows: Row[], torch: TorchFile | null, threads: number): void
     if (torch && ref !== undefined && !keys.has(key)) {
       keys.add(key);
       const t = torch.results.find((x) => x.kind === r.kind && x.size === r.size && x.batch === r.batch)!;
-      all.push({ kind: r.kind, backend: torchName, model: 'resnet18', size: r.size, batch: r.batch, ms: t.ms, medianMs: t.median_ms, load: NaN, ratio: 1 });
+      all.push({ kind: r.kind, backend: torchName, model: r.model, size: r.size, batch: r.batch, ms: t.ms, medianMs: t.median_ms, load: NaN, ratio: 1 });
     }
     if (ref !== undefined) {
       all.push({ ...r, ratio: r.medianMs / ref });
@@ -432,7 +446,7 @@ function printTable(rows: Row[], torch: TorchFile | null, threads: number): void
   const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i].length)));
   const numeric = new Set([3, 4, 5, 6, 7]);
   const line = (cells: string[]): string => cells.map((c, i) => pad(c, widths[i], numeric.has(i))).join('  ');
-  console.log(`\nTraining step and forward latency, ResNet-18 (1000 classes), ${threads} threads; "x PyTorch time" = ms / PyTorch ms`);
+  console.log(`\nTraining step and forward latency, ResNet-18 (1000 classes) and the tiny extractor, ${threads} threads; "x PyTorch time" = ms / PyTorch ms`);
   console.log(line(header));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const row of table) console.log(line(row));
@@ -440,7 +454,7 @@ function printTable(rows: Row[], torch: TorchFile | null, threads: number): void
 }
 
 function printProfile(p: Profile): void {
-  console.log(`\nWhere the time goes: one ResNet-18 training step on wasm, ${p.size} px, batch ${p.batch} (tf.profile)`);
+  console.log(`\nWhere the time goes: one ${p.model} training step on ${p.backend}, ${p.size} px, batch ${p.batch} (tf.profile)`);
   console.log(`step wall time ${p.wallMs.toFixed(0)} ms under the profiler; kernels ${p.kernelMs.toFixed(0)} ms (${((100 * p.kernelMs) / p.wallMs).toFixed(0)}%), ` +
     `the rest is JavaScript (tape, gradient bookkeeping, tensor allocation, profiler)`);
   const header = ['kernel', 'calls', 'ms', '% of step'];
@@ -458,6 +472,34 @@ function printProfile(p: Profile): void {
   for (const c of p.topCalls) console.log(`  ${c.ms.toFixed(0).padStart(6)} ms  ${c.name} ${c.shapes}`);
 }
 
+/** wasm ms / wasm-native ms for every measurement both backends made. */
+function printSpeedups(rows: Row[]): void {
+  const byKey = new Map<string, { wasm?: Row; native?: Row }>();
+  for (const r of rows) {
+    const kind = r.backend.startsWith('tfjs-wasm-native') && !r.backend.includes('fallback') ? 'native'
+      : r.backend.startsWith('tfjs-wasm (') ? 'wasm' : null;
+    if (kind === null) continue;
+    const key = `${r.kind} ${r.model} ${r.size} px batch ${r.batch}`;
+    const e = byKey.get(key) ?? {};
+    e[kind] = r;
+    byKey.set(key, e);
+  }
+  const pairs = [...byKey].filter(([, e]) => e.wasm && e.native);
+  if (pairs.length === 0) return;
+  console.log('\nwasm-native against wasm (ms wasm / ms wasm-native):');
+  for (const [key, e] of pairs) {
+    console.log(`  ${key.padEnd(50)} ${e.wasm!.medianMs.toFixed(0).padStart(6)} -> ${e.native!.medianMs.toFixed(0).padStart(6)} ms  ${(e.wasm!.medianMs / e.native!.medianMs).toFixed(2)}x`);
+  }
+}
+
+/** Calls, ms and session builds per native kernel since the last print (then reset). */
+function printNativeStats(): void {
+  const stats = nativeKernelStats(true);
+  const parts = [...stats].sort((a, b) => b[1].ms - a[1].ms)
+    .map(([k, s]) => `${k} ${s.calls} calls ${s.ms.toFixed(0)} ms (${s.sessions} sessions built in ${s.sessionMs.toFixed(0)} ms)`);
+  console.error(`  native kernels: ${parts.join('; ')}; process RSS ${(process.memoryUsage.rss() / 2 ** 30).toFixed(2)} GiB`);
+}
+
 async function run(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
   log.level = 'warn';
@@ -468,26 +510,39 @@ async function run(): Promise<void> {
   console.log(`tfjs ${tf.version_core}, backend ${info.name} (${info.simd ? 'SIMD, ' : ''}${info.threads} threads), Node ${process.version}, ` +
     `${os.availableParallelism()} cores (${os.cpus()[0]?.model ?? 'unknown cpu'}); load average ${startLoad.map((v) => v.toFixed(2)).join(' ')}`);
   if (info.threads !== o.threads) console.log(`warning: wasm runs ${info.threads} threads, ${o.threads} requested`);
-  const wasm = `tfjs-wasm (${info.threads}t)`;
   const rows: Row[] = [];
-  let profile: Profile | null = null;
-
-  if (o.only.has('train')) {
-    for (const size of o.sizes) {
-      const { ms } = measureTrainer(() => resnetTrainer(size, o.batch), o.warmup, o.steps);
-      rows.push({ kind: 'train', backend: wasm, model: 'resnet18', size, batch: o.batch, ms, medianMs: median(ms), load: load1() });
+  const profiles: Profile[] = [];
+  const infos: BackendInfo[] = [];
+  for (const backend of o.backends) {
+    const bi = await initBackend({ name: backend, threads: o.threads });
+    infos.push(bi);
+    const fellBack = backend === 'wasm-native' && bi.native === undefined;
+    const label = `tfjs-${backend} (${bi.threads}t)${fellBack ? ' [fallback: wasm]' : ''}`;
+    if (bi.native !== undefined) console.log(`${label}: native kernels ${bi.native}`);
+    if (o.only.has('train')) {
+      for (const size of o.sizes) {
+        const { ms } = measureTrainer(() => resnetTrainer(size, o.batch), o.warmup, o.steps);
+        rows.push({ kind: 'train', backend: label, model: 'resnet18', size, batch: o.batch, ms, medianMs: median(ms), load: load1() });
+        progressLine(rows[rows.length - 1]);
+      }
+    }
+    if (o.only.has('profile')) {
+      const p = await profileStep(label, 'ResNet-18', () => resnetTrainer(o.sizes[0], o.batch), o.sizes[0], o.batch, o.warmup);
+      profiles.push(p);
+      console.error(`  profile ${label} ${o.sizes[0]} px: ${p.wallMs.toFixed(0)} ms`);
+      if (o.only.has('extractor')) {
+        const e = await profileStep(label, 'tiny extractor', () => extractorTrainer(o.batch), 128, o.batch, o.warmup);
+        profiles.push(e);
+        console.error(`  profile ${label} tiny extractor: ${e.wallMs.toFixed(0)} ms`);
+      }
+    }
+    if (o.only.has('forward')) rows.push(...forwardRows(o.sizes, [...new Set([1, o.batch])], o.forwardRuns, label));
+    if (o.only.has('extractor')) {
+      const { ms } = measureTrainer(() => extractorTrainer(o.batch), o.warmup, o.steps);
+      rows.push({ kind: 'extractor', backend: label, model: 'point_hoi r18x0.25 n32/h32', size: 128, batch: o.batch, ms, medianMs: median(ms), load: load1() });
       progressLine(rows[rows.length - 1]);
     }
-  }
-  if (o.only.has('profile')) {
-    profile = await profileStep(o.sizes[0], o.batch, o.warmup);
-    console.error(`  profile ${o.sizes[0]} px: ${profile.wallMs.toFixed(0)} ms`);
-  }
-  if (o.only.has('forward')) rows.push(...forwardRows(o.sizes, [...new Set([1, o.batch])], o.forwardRuns, wasm));
-  if (o.only.has('extractor')) {
-    const { ms } = measureTrainer(() => extractorTrainer(o.batch), o.warmup, o.steps);
-    rows.push({ kind: 'extractor', backend: wasm, model: 'point_hoi r18x0.25 n32/h32', size: 128, batch: o.batch, ms, medianMs: median(ms), load: load1() });
-    progressLine(rows[rows.length - 1]);
+    if (bi.native !== undefined) printNativeStats();
   }
   if (o.only.has('cpu') && o.cpuSteps > 0) {
     await initBackend({ name: 'cpu' });
@@ -505,6 +560,7 @@ async function run(): Promise<void> {
   const rank = (r: Row): number => (r.backend.startsWith('tfjs-cpu') ? 1 : 0);
   rows.sort((a, b) => order[a.kind] - order[b.kind] || a.size - b.size || rank(a) - rank(b) || a.batch - b.batch);
   printTable(rows, torch, o.threads);
+  printSpeedups(rows);
   if (torch) {
     const blas = torch.meta.blas_libraries?.join(', ') || 'unknown';
     const tl = (v?: number[]): string => (v ? v.map((x) => x.toFixed(2)).join(' ') : '?');
@@ -512,10 +568,10 @@ async function run(): Promise<void> {
   }
   if (!o.only.has('cpu') || o.cpuSteps === 0) console.log('tfjs-cpu: skipped (--cpu-steps 0); it takes minutes per ResNet-18 step');
   else if (!o.cpuSizes.includes(224)) console.log(`tfjs-cpu: batch ${o.cpuBatch} at ${o.cpuSizes.join(', ')} px only (a batch-8 step at 128 px takes 10-20 minutes); --cpu-batch 8 --cpu-sizes 128,224 for more`);
-  if (profile) printProfile(profile);
+  for (const p of profiles) printProfile(p);
   console.log(`\nload average at the end: ${os.loadavg().map((v) => v.toFixed(2)).join(' ')}`);
   if (o.json) {
-    fs.writeFileSync(o.json, `${JSON.stringify({ backend: info, loadStart: startLoad, loadEnd: os.loadavg(), rows, profile, torch }, null, 1)}\n`);
+    fs.writeFileSync(o.json, `${JSON.stringify({ backend: info, backends: infos, loadStart: startLoad, loadEnd: os.loadavg(), rows, profiles, torch }, null, 1)}\n`);
   }
 }
 

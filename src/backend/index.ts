@@ -1,6 +1,8 @@
 /**
  * Backend choice: tensorflow (tfjs-node-gpu, then tfjs-node: optional peer dependencies the user
- * installs) > wasm (XNNPACK, SIMD, threads; our composite gradient kernels) > cpu.
+ * installs) > wasm (XNNPACK, SIMD, threads; our composite gradient kernels) > cpu. 'wasm-native'
+ * is the wasm backend with its heavy kernels run by ONNX Runtime's CPU kernels (./native); when
+ * ONNX Runtime cannot load, it logs why and stays plain wasm.
  *
  * ```ts
  * const info = await initBackend({ name: 'auto', threads: 2 }); // logs "backend: wasm (SIMD, 2 threads)"
@@ -13,14 +15,17 @@ import { log } from '../logger';
 import { BackendError, ConfigError } from '../errors';
 import { loadWasm, WASM_MAX_THREADS, WASM_PACKAGE } from './wasm_threads';
 import { registerWasmKernels } from './kernels';
+import { disableNativeKernels, enableNativeKernels, nativeKernelStatus } from './native';
 
 export { tf } from './tf';
 export { seedEverything, nextSeed, seedFor, currentSeed, SeedSequence } from './seed';
 export { registerWasmKernels, unregisterWasmKernels, COMPOSITE_WASM_KERNELS } from './kernels';
 export { installGradientFixes } from './gradients';
+export { disableNativeKernels, enableNativeKernels, nativeKernelStats, nativeKernelStatus } from './native';
 
-export type BackendName = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
-export const BACKEND_NAMES: readonly BackendName[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
+export type BackendName = 'auto' | 'tensorflow' | 'wasm' | 'cpu' | 'wasm-native';
+/** 'wasm-native' last: the base backends first, then the variant (messages list them in this order). */
+export const BACKEND_NAMES: readonly BackendName[] = ['auto', 'tensorflow', 'wasm', 'cpu', 'wasm-native'];
 
 export interface BackendInfo {
   /** The tfjs backend name: 'tensorflow', 'wasm' or 'cpu'. */
@@ -32,6 +37,11 @@ export interface BackendInfo {
   /** The npm package that provides the backend. */
   package: string;
   version: string;
+  /**
+   * wasm only: the native kernel runtime when the heavy kernels run in ONNX Runtime
+   * ('wasm-native'), e.g. 'onnxruntime-node 1.30.0 (2 threads)'; absent on plain wasm.
+   */
+  native?: string;
 }
 
 export interface InitBackendOptions {
@@ -78,19 +88,27 @@ async function initBackendNow(opts: InitBackendOptions): Promise<BackendInfo> {
     info = await initTensorflow();
   } else if (name === 'wasm') {
     info = await initWasm(opts.threads);
+  } else if (name === 'wasm-native') {
+    info = withNative(await initWasm(opts.threads));
   } else {
     info = await initCpu();
   }
-  initialized.set(info.name, info);
+  initialized.set(cacheKey(info), info);
   active = info;
   log.info(describeBackend(info));
   return info;
 }
 
-/** `backend: wasm (SIMD, 2 threads)`, `backend: cpu`, `backend: tensorflow (@tensorflow/tfjs-node 4.22.0)`. */
+/** The initialized-backends key: 'wasm-native' for wasm with native kernels, else the name. */
+function cacheKey(info: BackendInfo): string {
+  return info.name === 'wasm' && info.native !== undefined ? 'wasm-native' : info.name;
+}
+
+/** `backend: wasm (SIMD, 2 threads)`, `backend: wasm (SIMD, 2 threads; native kernels: onnxruntime-node 1.30.0 (2 threads))`, `backend: cpu`, `backend: tensorflow (@tensorflow/tfjs-node 4.22.0)`. */
 export function describeBackend(info: BackendInfo): string {
   if (info.name === 'wasm') {
-    return `backend: wasm (${info.simd ? 'SIMD, ' : ''}${info.threads} thread${info.threads === 1 ? '' : 's'})`;
+    const native = info.native !== undefined ? `; native kernels: ${info.native}` : '';
+    return `backend: wasm (${info.simd ? 'SIMD, ' : ''}${info.threads} thread${info.threads === 1 ? '' : 's'}${native})`;
   }
   if (info.name === 'tensorflow') return `backend: tensorflow (${info.package} ${info.version})`;
   return `backend: ${info.name}`;
@@ -106,8 +124,12 @@ async function activate(info: BackendInfo): Promise<BackendInfo> {
     const ok = await tf.setBackend(info.name);
     if (!ok) throw new BackendError(`backend '${info.name}' could not be re-activated`);
   }
-  active = info;
-  return info;
+  // 'wasm' and 'wasm-native' share the tfjs backend: the kernels registered say which one runs.
+  let out = info;
+  if (info.name === 'wasm' && info.native === undefined) disableNativeKernels();
+  else if (info.native !== undefined && nativeKernelStatus() === null) out = withNative({ ...info, native: undefined });
+  active = out;
+  return out;
 }
 
 function defaultThreads(): number {
@@ -124,8 +146,23 @@ async function initCpu(): Promise<BackendInfo> {
 
 async function initWasm(threads: number | undefined): Promise<BackendInfo> {
   const status = await loadWasm(threads ?? defaultThreads());
+  disableNativeKernels(); // plain wasm, also after 'wasm-native' earlier in this process
   registerWasmKernels();
   return { name: 'wasm', threads: status.threads, simd: status.simd, package: WASM_PACKAGE, version: status.version };
+}
+
+/**
+ * Turns native kernels on for the wasm backend just initialized (ORT with as many threads as
+ * wasm). When ONNX Runtime cannot load, one line says why and plain wasm is returned.
+ */
+function withNative(wasm: BackendInfo): BackendInfo {
+  const { native: _, ...plain } = wasm;
+  try {
+    return { ...plain, native: enableNativeKernels(wasm.threads).description };
+  } catch (e) {
+    log.warn(`native kernels unavailable (${e instanceof Error ? e.message : String(e)}); using wasm`);
+    return plain;
+  }
 }
 
 /** For 'auto': wasm if it loads, else null (with a warning) so that cpu is used. */

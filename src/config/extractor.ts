@@ -69,7 +69,7 @@ export const ExtractorConfigSchema = z
     decode: DecodeConfigSchema.default({}),
     backend: z
       .object({
-        name: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+        name: z.enum(['auto', 'tensorflow', 'wasm', 'wasm-native', 'cpu']).default('auto'),
         /** wasm threads; 0 = one per core. */
         threads: z.number().int().min(0).default(0),
       })

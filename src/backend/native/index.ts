@@ -1,0 +1,144 @@
+/**
+ * Native CPU kernels for the wasm backend ('wasm-native'): the heavy training kernels (Conv2D,
+ * FusedConv2D, both conv gradients, BatchMatMul, _FusedMatMul) re-registered for 'wasm' so that
+ * they run in ONNX Runtime's CPU kernels (MLAS) instead of XNNPACK / our wasm composites. Tensors
+ * stay wasm tensors; nothing above the kernels changes.
+ *
+ * ```ts
+ * const status = enableNativeKernels(2); // throws BackendError when ORT is unavailable
+ * // ... train ...
+ * disableNativeKernels();                // the wasm kernels are back
+ * ```
+ *
+ * Environment: HOI2ANOMALY_NATIVE=off disables them (initBackend then logs why and uses plain
+ * wasm); HOI2ANOMALY_NATIVE_MIN_FLOPS sets the size threshold; HOI2ANOMALY_NATIVE_CONV=conv|im2col
+ * forces the forward-conv variant (benchmarks).
+ */
+import { tf } from '../tf';
+import { BackendError, ConfigError } from '../../errors';
+import { WASM } from '../kernels/scope';
+import { loadOrtRuntime, ORT_PACKAGE, type NativeCallStats } from './ort_runtime';
+import { selfTestGraph, type BackpropInputVariant, type ConvVariant } from './op_graphs';
+import { NATIVE_KERNELS, nativeKernelContext, setNativeKernelContext } from './kernels';
+
+export { NATIVE_KERNELS } from './kernels';
+export type { NativeCallStats } from './ort_runtime';
+
+/**
+ * Calls below this many FLOPs (2 x multiply-adds) stay on wasm. Measured (2 threads, load 6):
+ * native won at every size tried, because a native call costs about 20-40 us plus the copies
+ * while the wasm kernel call costs 80-800 us of engine overhead and thread wake-up alone:
+ * matMul 8x8 825 vs 42 us, 64x64 709 vs 54 us, 512x512 13.0 vs 2.5 ms; conv 3x3 on
+ * [8, 8, 8, 8] 776 vs 212 us, on [8, 8, 8, 512] 103 vs 31 ms. So the default is 0 (every call
+ * of a native kernel runs natively); HOI2ANOMALY_NATIVE_MIN_FLOPS sets another threshold.
+ */
+export const DEFAULT_MIN_FLOPS = 0;
+
+export interface NativeStatus {
+  /** e.g. 'onnxruntime-node 1.30.0 (2 threads)'. */
+  description: string;
+  threads: number;
+  version: string;
+}
+
+export interface NativeOptions {
+  minFlops?: number;
+  convVariant?: ConvVariant | null;
+  backpropInputVariant?: BackpropInputVariant | null;
+}
+
+/** Why native kernels are switched off by the environment, or null. */
+export function nativeDisabledByEnv(): string | null {
+  const v = (process.env.HOI2ANOMALY_NATIVE ?? '').toLowerCase();
+  return v === 'off' || v === '0' || v === 'false' ? `HOI2ANOMALY_NATIVE=${process.env.HOI2ANOMALY_NATIVE}` : null;
+}
+
+function envOptions(): NativeOptions {
+  const out: NativeOptions = {};
+  const minFlops = process.env.HOI2ANOMALY_NATIVE_MIN_FLOPS;
+  if (minFlops !== undefined && minFlops !== '') {
+    const n = Number(minFlops);
+    if (!(Number.isFinite(n) && n >= 0)) throw new ConfigError(`HOI2ANOMALY_NATIVE_MIN_FLOPS: a number >= 0 expected, got '${minFlops}'`);
+    out.minFlops = n;
+  }
+  const conv = process.env.HOI2ANOMALY_NATIVE_CONV;
+  if (conv !== undefined && conv !== '') {
+    if (conv !== 'conv' && conv !== 'im2col') throw new ConfigError(`HOI2ANOMALY_NATIVE_CONV: 'conv' or 'im2col' expected, got '${conv}'`);
+    out.convVariant = conv;
+  }
+  return out;
+}
+
+let status: NativeStatus | null = null;
+
+/**
+ * Loads ONNX Runtime with `threads` intra-op threads and registers the native kernels for wasm
+ * (the wasm backend must be initialized). Idempotent. Throws BackendError when ORT cannot load
+ * or HOI2ANOMALY_NATIVE=off; the wasm kernels then stay as they were.
+ */
+export function enableNativeKernels(threads: number): NativeStatus {
+  const off = nativeDisabledByEnv();
+  if (off !== null) throw new BackendError(`disabled by ${off}`);
+  if (status !== null) return status;
+  const runtime = loadOrtRuntime(threads, selfTestGraph);
+  const fallbacks = new Map<string, tf.KernelConfig>();
+  for (const k of NATIVE_KERNELS) {
+    const existing = tf.getKernel(k.kernelName, WASM);
+    if (existing === undefined) {
+      runtime.dispose();
+      throw new BackendError(`native kernels: wasm has no '${k.kernelName}' kernel to fall back to; initialize the wasm backend first`);
+    }
+    fallbacks.set(k.kernelName, existing);
+  }
+  const env = envOptions();
+  setNativeKernelContext({ runtime, fallbacks, minFlops: env.minFlops ?? DEFAULT_MIN_FLOPS, convVariant: env.convVariant ?? null, backpropInputVariant: null });
+  for (const k of NATIVE_KERNELS) {
+    tf.unregisterKernel(k.kernelName, WASM);
+    tf.registerKernel(k);
+  }
+  status = { description: `${ORT_PACKAGE} ${runtime.version} (${threads} thread${threads === 1 ? '' : 's'})`, threads, version: runtime.version };
+  return status;
+}
+
+/** Puts the previous wasm kernels back and frees the ORT sessions; idempotent. */
+export function disableNativeKernels(): void {
+  const c = nativeKernelContext();
+  if (c === null) return;
+  for (const k of NATIVE_KERNELS) {
+    if (tf.getKernel(k.kernelName, WASM) !== k) continue;
+    tf.unregisterKernel(k.kernelName, WASM);
+    const previous = c.fallbacks.get(k.kernelName);
+    if (previous !== undefined) tf.registerKernel(previous);
+  }
+  setNativeKernelContext(null);
+  c.runtime.dispose();
+  status = null;
+}
+
+/** The status while native kernels are registered, else null. */
+export function nativeKernelStatus(): NativeStatus | null {
+  return status;
+}
+
+/** Changes the threshold or the forced graph variants while enabled (tests, benchmarks). */
+export function setNativeOptions(opts: NativeOptions): void {
+  const c = nativeKernelContext();
+  if (c === null) throw new BackendError('native kernels are not enabled');
+  if (opts.minFlops !== undefined) c.minFlops = opts.minFlops;
+  if (opts.convVariant !== undefined) c.convVariant = opts.convVariant;
+  if (opts.backpropInputVariant !== undefined) c.backpropInputVariant = opts.backpropInputVariant;
+}
+
+/** Calls, time and sessions per kernel since enabling (or the last reset). */
+export function nativeKernelStats(reset = false): Map<string, NativeCallStats> {
+  const c = nativeKernelContext();
+  if (c === null) return new Map();
+  const copy = new Map([...c.runtime.stats].map(([k, v]) => [k, { ...v }]));
+  if (reset) c.runtime.stats.clear();
+  return copy;
+}
+
+/** Number of cached ORT sessions (one per kernel, shape and attributes). */
+export function nativeSessionCount(): number {
+  return nativeKernelContext()?.runtime.numSessions ?? 0;
+}
