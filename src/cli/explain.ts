@@ -26,14 +26,14 @@ export const command: CommandModule<object, Args> = {
     y
       .positional('inputs', { type: 'string', array: true, describe: 'Image files (JPEG, PNG, ...) and folders of images' })
       .option('model', { type: 'string', demandOption: true, describe: 'Export folder written by `export onnx` (the tfjs engine also needs the source runs its manifest names)' })
-      .option('engine', { choices: ['onnx', 'tfjs'] as const, default: 'onnx' as const, describe: 'onnx: onnxruntime-node on the exported graphs; tfjs: the source checkpoints' })
+      .option('engine', { choices: ['onnx', 'tfjs'] as const, default: 'onnx' as const, describe: 'onnx: onnxruntime-node on the exported graphs; tfjs: the source checkpoints (the extractor, and with an explainer its run and backbone checkpoint)' })
       .option('out', { type: 'string', default: 'runs/explain', describe: 'Folder for <name>.annotated.png, results.json and (folder inputs) index.html' })
       .option('images', { type: 'boolean', default: true, describe: 'Write annotated PNGs, results.json and index.html to --out (--no-images: only print results)' })
       .option('threshold', { type: 'number', describe: 'Verdict threshold on the anomaly score (default: the manifest\'s)' })
       .option('max-triplets', { type: 'number', default: 20, describe: 'Triplets reported per image (the verdict uses all)' })
       .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object per image on stdout (failed files as {file, error})' })
       .option('timing', { type: 'boolean', default: false, describe: 'Print the latency per image and stage (preprocess, extractor, decode, explanation) and the mean' })
-      .option('threads', { type: 'number', default: 2, describe: 'onnxruntime intra-op threads' })
+      .option('threads', { type: 'number', default: 2, describe: 'onnxruntime intra-op threads (extractor and explainer sessions)' })
       .option('backend', { choices: ['auto', 'tensorflow', 'wasm', 'cpu'], default: 'auto', describe: 'tfjs backend (tfjs engine only)' })
       .example('$0 explain photos/ --model runs/export --out runs/explain --timing', 'Explain a folder on ONNX Runtime; open runs/explain/index.html')
       .example('$0 explain a.jpg --model runs/export --engine tfjs --json', 'One JSON line for a.jpg, computed with tfjs') as unknown as Argv<Args>,

@@ -3,7 +3,7 @@
  *
  *   extractor.onnx   input `image` [batch, 3, S, S] float32 NCHW, normalized as the manifest says;
  *                    outputs the six head maps, NHWC [batch, S/4, S/4, C], heatmaps after the sigmoid
- *   vlp_prefix.onnx, vlp_decoder.onnx, tokenizer.json   with --vlp (see exportExplainer)
+ *   vlp_prefix.onnx, vlp_decoder.onnx, tokenizer.json   with --vlp (export_explainer.ts)
  *   manifest.json    see src/infer/manifest.ts
  *
  * Every graph is run in onnxruntime-node on sample inputs (seeded noise at batch 2, which also
@@ -33,6 +33,8 @@ import { type PreparedImage, type PreprocessSpec, prepareDecoded, prepareImageFi
 import { log } from '../logger';
 import { POINT_HOI_OUTPUTS, POINT_HOI_STRIDE, PointHoiExtractor, type PointHoiKey } from '../models/hoi/point_hoi';
 import { MODEL_FILE } from '../train/checkpoint';
+import type { VlpExplainer } from '../models/vlp/explainer';
+import { exportExplainer } from './export_explainer';
 import { OPSET_VERSION, OnnxGraph } from './onnx_graph';
 
 /** Largest |onnxruntime - tfjs| an fp32 export may show (DESIGN "Export"). */
@@ -41,7 +43,7 @@ export const PARITY_TOLERANCE = 1e-4;
 export interface ExportRequest {
   /** A trained extractor run folder (its best checkpoint, else last) or a step-N folder. */
   extractor: string;
-  /** A VLP explainer run folder (not wired yet: see exportExplainer). */
+  /** A fine-tuned VLP explainer run folder (best checkpoint, else last) or a step-N folder. */
   vlp?: string | null;
   /** The export folder to create. */
   out: string;
@@ -60,6 +62,8 @@ export interface ExportRequest {
    * tests that prove a mismatch is refused (change a weight here); nothing else should need it.
    */
   afterReference?: (model: PointHoiExtractor) => void;
+  /** The same for the explainer (after its tfjs references, before its graphs are built). */
+  afterVlpReference?: (model: VlpExplainer) => void;
 }
 
 export interface ExportResult {
@@ -211,27 +215,10 @@ async function exportExtractor(req: ExportRequest, staging: string, outDir: stri
       max_abs_diff: maxDiff,
       parity,
     };
-    return { entry, run: loaded.run, preprocess: pre, tolerance };
+    return { entry, run: loaded.run, preprocess: pre, samples };
   } finally {
     model.dispose();
   }
-}
-
-/**
- * The explainer part: vlp_prefix.onnx, vlp_decoder.onnx and tokenizer.json into `staging`, each
- * graph parity-checked like the extractor, and their manifest entries.
- *
- * TODO(vlp): wire once src/models/vlp lands: load the VLP run (checkpoint + tokenizer.json), build
- * `VlpExplainer.toOnnxPrefix(g)` and `toOnnxDecoderStep(g)` graphs, run `encodePrefix` / `step`
- * in tfjs on a sample (the sample images + their decoded HOIs + the instruction) for the
- * reference, compare in onnxruntime with the same tolerance (batch 2 for the dynamic axis), copy
- * tokenizer.json, and return { vlp_prefix, vlp_decoder } entries plus `tokenizer: 'tokenizer.json'`.
- */
-export async function exportExplainer(
-  vlpRun: string, _staging: string, _ctx: { outDir: string; tolerance: number; threads: number },
-): Promise<{ models: { vlp_prefix: ExportedModel; vlp_decoder: ExportedModel }; tokenizer: string }> {
-  if (!fs.existsSync(vlpRun)) throw new ExportError(`--vlp ${vlpRun}: run folder not found`);
-  throw new ExportError(`--vlp ${vlpRun}: explainer export not wired yet (export the extractor alone for now)`);
 }
 
 /** Exports the runs into `req.out` (see the file comment). */
@@ -251,10 +238,15 @@ export async function exportModels(req: ExportRequest): Promise<ExportResult> {
     const ex = await exportExtractor(req, staging, outDir, spec);
     const models: ExportManifest['models'] = { extractor: ex.entry };
     let tokenizer: string | null = null;
+    let explainer: ExportManifest['explainer'];
     if (req.vlp) {
-      const vlp = await exportExplainer(req.vlp, staging, { outDir, tolerance, threads: req.threads ?? 2 });
+      const vlp = await exportExplainer(req.vlp, staging, {
+        outDir, tolerance, threads: req.threads ?? 2, samples: ex.samples, afterReference: req.afterVlpReference,
+        extractor: { inputSize: ex.preprocess.inputSize, categories: ex.run.categories, verbs: ex.run.verbs },
+      });
       Object.assign(models, vlp.models);
       tokenizer = vlp.tokenizer;
+      explainer = vlp.explainer;
     }
     const manifest: ExportManifest = {
       format_version: EXPORT_FORMAT_VERSION,
@@ -264,6 +256,7 @@ export async function exportModels(req: ExportRequest): Promise<ExportResult> {
       parity_tolerance: tolerance,
       models,
       tokenizer,
+      ...(explainer ? { explainer } : {}),
       categories: ex.run.categories,
       verbs: ex.run.verbs,
       compatible: ex.run.compatible,

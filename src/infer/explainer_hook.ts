@@ -4,19 +4,17 @@
  *
  * The pipeline calls `loadExplanationEngine` once per run and `explain` once per image; without an
  * explainer in the export (no `vlp_prefix` in the manifest) there is no engine and the
- * explanation is null. The VLP model (src/models/vlp) is being written separately.
- *
- * TODO(vlp): wire `loadExplanationEngine`:
- *   onnx: sessions over vlp_prefix.onnx and vlp_decoder.onnx + VlpTokenizer.fromFile(tokenizer.json);
- *         prefix(image, HOI tokens, instruction) -> caches, then decoder steps (greedy, the
- *         manifest's generation settings) until EOS;
- *   tfjs: VlpExplainer from the manifest's vlp source checkpoint + generate(model, inputs, opts).
- * Both must build the same HOI tokens from `ExplainerInput.triplets` (model-input pixels).
+ * explanation is null. Engines:
+ *   onnx  vlp_prefix.onnx (extractor backbone + prefix encoder) then vlp_decoder.onnx steps
+ *         (explain_onnx.ts);
+ *   tfjs  the source explainer run and its backbone checkpoint, `generate` (explain_tfjs.ts).
+ * Both build the same HOI slots, instruction and generation options (explainer_inputs.ts).
  */
-import { UsageError } from '../errors';
+import type { OriginalInfo } from '../data/loader';
+import { DataError, UsageError } from '../errors';
 import type { AnnotatedTriplet } from '../models/hoi/decode';
 import type { EngineName } from './engines';
-import type { ExportManifest } from './manifest';
+import { explainerProblem, type ExportManifest } from './manifest';
 
 /** What the explainer sees of one image. */
 export interface ExplainerInput {
@@ -25,8 +23,13 @@ export interface ExplainerInput {
   /** [1, 3, S, S] float32, normalized as the manifest says (the extractor's input). */
   input: Float32Array;
   inputSize: number;
-  /** Decoded triplets, score desc, boxes in model-input pixels (the frame the VLP was trained in). */
+  /** Decoded triplets, score desc, boxes in model-input pixels. */
   triplets: readonly AnnotatedTriplet[];
+  /**
+   * The image's size and letterbox geometry: the explainer was trained on boxes normalized by the
+   * image's own width and height, not on model-input pixels.
+   */
+  original: OriginalInfo;
   verdict: 'anomalous' | 'normal';
   anomalyScore: number;
 }
@@ -47,9 +50,19 @@ export function hasExplainer(manifest: ExportManifest): boolean {
  * The explainer of an export folder for the chosen engine, or null when the export has none (the
  * pipeline then reports `explanation: null`).
  */
-export async function loadExplanationEngine(manifest: ExportManifest, modelDir: string, engine: EngineName): Promise<ExplanationEngine | null> {
+export async function loadExplanationEngine(
+  manifest: ExportManifest, modelDir: string, engine: EngineName, opts: { threads?: number } = {},
+): Promise<ExplanationEngine | null> {
   if (!hasExplainer(manifest)) return null;
-  // TODO(vlp): see the file comment. Until then an export with an explainer cannot be explained
-  // half-way: fail loudly rather than print verdicts without the explanations the user asked for.
-  throw new UsageError(`${modelDir}: explainer inference (${engine}) is not wired yet; this build explains with the extractor only`);
+  const problem = explainerProblem(manifest);
+  if (problem) throw new DataError(`${modelDir}: ${problem}`);
+  if (engine === 'onnx') {
+    const { OnnxExplanationEngine } = await import('./explain_onnx.js');
+    return OnnxExplanationEngine.create(modelDir, manifest, opts);
+  }
+  if (engine === 'tfjs') {
+    const { TfjsExplanationEngine } = await import('./explain_tfjs.js');
+    return TfjsExplanationEngine.fromExport(modelDir, manifest);
+  }
+  throw new UsageError(`unknown engine '${String(engine)}'`);
 }

@@ -10,6 +10,11 @@
  *   vlp_decoder.onnx    explainer decoder step     (when exported with --vlp)
  *   tokenizer.json      explainer tokenizer        (when exported with --vlp)
  *   manifest.json       this file
+ *
+ * With an explainer, `explainer` holds what both explanation engines must agree on: the
+ * instruction (text and its left-padded token ids), the HOI slot and instruction sizes, the
+ * special token ids, the generation settings, and the extractor checkpoint whose backbone the
+ * explainer was trained on (its C5 features are the visual tokens; vlp_prefix.onnx embeds it).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -79,6 +84,49 @@ const ExportedModelSchema = z
   .strict();
 export type ExportedModel = z.infer<typeof ExportedModelSchema>;
 
+const GenerateSettingsSchema = z
+  .object({
+    strategy: z.enum(['greedy', 'beam', 'top_p']),
+    /** Tokens generated at most (after <bos>, <eos> included). */
+    max_length: z.number().int().positive(),
+    beam_size: z.number().int().positive(),
+    top_p: z.number().positive().max(1),
+    temperature: z.number().positive(),
+    seed: z.number().int().min(0),
+  })
+  .strict();
+export type GenerateSettings = z.infer<typeof GenerateSettingsSchema>;
+
+const ExplainerSectionSchema = z
+  .object({
+    /** The instruction `explain` asks with (the dataset's first instruction). */
+    instruction: z.string().min(1),
+    /** Its token ids, cut to instruction_length and left-padded with the pad id. */
+    instruction_ids: z.array(z.number().int().nonnegative()).min(1),
+    instruction_length: z.number().int().positive(),
+    /** HOI slots: the top max_hois triplets scoring >= hoi_min_score, best first; the rest padding. */
+    max_hois: z.number().int().positive(),
+    hoi_min_score: z.number().min(0).max(1),
+    /** Whether vlp_prefix takes the hoi_*_box inputs (boxes normalized by the image's own width / height). */
+    box_encoding: z.boolean(),
+    /** Backbone C5 grid [h, w, c] of the model input: h * w visual tokens. */
+    visual_shape: z.tuple([z.number().int().positive(), z.number().int().positive(), z.number().int().positive()]),
+    /** Prefix positions P = h w + max_hois + instruction_length; <bos> is fed at position P. */
+    prefix_length: z.number().int().positive(),
+    max_positions: z.number().int().positive(),
+    vocab_size: z.number().int().positive(),
+    special_tokens: z.object({ pad: z.number().int().nonnegative(), bos: z.number().int().nonnegative(), eos: z.number().int().nonnegative() }).strict(),
+    generate: GenerateSettingsSchema,
+    /** The extractor checkpoint whose backbone feeds the explainer (relative, like source_checkpoint). */
+    visual_backbone: z.object({ source_checkpoint: z.string().min(1), source_sha256: z.string().regex(/^[0-9a-f]{64}$/), step: z.number().int().nonnegative() }).strict(),
+    /** LoRA adapters folded into the exported weights (empty without LoRA). */
+    merged_lora: z.array(z.string()),
+    /** Greedy tokens of the parity check (onnxruntime = tfjs), per sample row. */
+    greedy_check: z.object({ steps: z.number().int().positive(), tokens: z.array(z.array(z.number().int())) }).strict(),
+  })
+  .strict();
+export type ExplainerSection = z.infer<typeof ExplainerSectionSchema>;
+
 const Rgb = z.tuple([z.number(), z.number(), z.number()]);
 
 export const ExportManifestSchema = z
@@ -98,6 +146,8 @@ export const ExportManifestSchema = z
       .strict(),
     /** tokenizer.json beside the manifest, or null without an explainer. */
     tokenizer: z.string().nullable(),
+    /** Explainer settings; present exactly when vlp_prefix / vlp_decoder are. */
+    explainer: ExplainerSectionSchema.optional(),
     /** Heatmap channel order. */
     categories: z.array(z.string().min(1)).min(1),
     verbs: z.array(z.string().min(1)).min(1),
@@ -155,7 +205,22 @@ export function readExportManifest(dir: string): ExportManifest {
     const issues = parsed.error.issues.slice(0, 5).map((i) => `'${i.path.join('.') || '(root)'}': ${i.message}`);
     throw new DataError(`${file}: invalid export manifest: ${issues.join('; ')}`);
   }
+  const problem = explainerProblem(parsed.data);
+  if (problem) throw new DataError(`${file}: invalid export manifest: ${problem}`);
   return parsed.data;
+}
+
+/** The explainer keys come all together or not at all; returns what is wrong, or null. */
+export function explainerProblem(m: ExportManifest): string | null {
+  const parts = { 'models.vlp_prefix': m.models.vlp_prefix, 'models.vlp_decoder': m.models.vlp_decoder, tokenizer: m.tokenizer ?? undefined, explainer: m.explainer };
+  const present = Object.entries(parts).filter(([, v]) => v !== undefined).map(([k]) => k);
+  if (present.length === 0 || present.length === 4) {
+    const e = m.explainer;
+    if (e && e.instruction_ids.length !== e.instruction_length) return `'explainer.instruction_ids': ${e.instruction_ids.length} ids, instruction_length is ${e.instruction_length}`;
+    return null;
+  }
+  const missing = Object.keys(parts).filter((k) => !present.includes(k));
+  return `an explainer needs ${Object.keys(parts).join(', ')}; found ${present.join(', ')} without ${missing.join(', ')}`;
 }
 
 /** What decoding needs, built once from a manifest. */

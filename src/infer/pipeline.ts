@@ -166,7 +166,7 @@ async function explainOne(file: string, run: RunContext): Promise<ImageResult> {
 
   const t3 = process.hrtime.bigint();
   const explanation = run.explainer
-    ? await run.explainer.explain({ source: file, input: prepared.input, inputSize: run.spec.inputSize, triplets: r.annotated, verdict: r.verdict, anomalyScore: r.anomalyScore })
+    ? await run.explainer.explain({ source: file, input: prepared.input, inputSize: run.spec.inputSize, triplets: r.annotated, original: prepared.original, verdict: r.verdict, anomalyScore: r.anomalyScore })
     : null;
   const explanationMs = run.explainer ? ms(t3) : 0;
 
@@ -211,10 +211,17 @@ export async function explainImages(inputs: readonly string[], opts: ExplainOpti
     opts.onFailure?.(f);
   };
   try {
-    explainer = await loadExplanationEngine(manifest, opts.model, engine.name);
+    explainer = await loadExplanationEngine(manifest, opts.model, engine.name, { threads: opts.threads });
     // One pass on a blank input first: the first run of either engine pays for kernel setup and
     // allocation (tfjs-wasm: ~2x a steady pass), which belongs to loading, not to an image's latency.
-    await engine.run(new Float32Array(3 * manifest.input_size * manifest.input_size), 1);
+    const blank = new Float32Array(3 * manifest.input_size * manifest.input_size);
+    await engine.run(blank, 1);
+    if (explainer) {
+      // the same for the explainer's graphs / kernels (one explanation of a blank input, no HOIs)
+      const S = manifest.input_size;
+      const original = { id: 'warm-up', width: S, height: S, scale: 1, padX: 0, padY: 0, flipped: false, cropX: 0, cropY: 0, cropWidth: S, cropHeight: S };
+      await explainer.explain({ source: 'warm-up', input: blank, inputSize: S, triplets: [], original, verdict: 'normal', anomalyScore: 0 });
+    }
     const loadSeconds = ms(loadStart) / 1000;
     log.debug(`engine ${engine.description}; loaded in ${loadSeconds.toFixed(2)} s`);
     for (const m of missing) fail({ file: m, error: 'no such file or folder' });

@@ -1,7 +1,8 @@
 /**
  * `export onnx` on a tiny trained extractor: files and manifest, parity measured and recorded
  * (<= 1e-4), the dynamic batch axis, a weight changed after the tfjs reference refused with no
- * folder left behind, --vlp refused until wired, and the CLI.
+ * folder left behind, --vlp on a run that is no explainer refused, and the CLI (the explainer:
+ * export_explainer.test.ts).
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -10,7 +11,7 @@ import * as ort from 'onnxruntime-node';
 import { tf } from '../../src/backend/tf';
 import { main } from '../../src/cli/main';
 import { IMAGENET_MEAN, IMAGENET_STD } from '../../src/data/transforms';
-import { ExportError } from '../../src/errors';
+import { CheckpointError, ExportError } from '../../src/errors';
 import { loadExtractor } from '../../src/eval/extractor_eval';
 import { exportModels, PARITY_TOLERANCE } from '../../src/export/export_models';
 import { decodeModel } from '../../src/export/onnx_proto';
@@ -136,11 +137,11 @@ describe('export/export_models (export onnx)', function () {
     assert.equal(tf.memory().numTensors, tensorsBefore, 'the model is disposed on failure');
   });
 
-  it('--vlp is refused until the explainer export is wired, leaving no folder', async () => {
-    const vlpOut = path.join(fx.root, 'export-vlp');
-    await assert.rejects(exportModels({ extractor: fx.run, vlp: fx.run, out: vlpOut }), (e: Error) => e instanceof ExportError && /not wired yet/.test(e.message));
+  it('--vlp naming a run that is no explainer is refused, leaving no folder', async () => {
+    const vlpOut = path.join(fx.root, 'export-not-vlp');
+    await assert.rejects(exportModels({ extractor: fx.run, vlp: fx.run, out: vlpOut }), (e: Error) => e instanceof CheckpointError && /not an explainer checkpoint/.test(e.message) && !e.message.includes('\n'));
     assert.ok(!fs.existsSync(vlpOut));
-    assert.deepEqual(stagingLeftovers(fx.root, 'export-vlp'), []);
+    assert.deepEqual(stagingLeftovers(fx.root, 'export-not-vlp'), []);
   });
 
   it('CLI: export onnx --json prints the manifest; a missing run exits 1 with one line', async () => {
