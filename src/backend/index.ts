@@ -83,7 +83,7 @@ async function initBackendNow(opts: InitBackendOptions): Promise<BackendInfo> {
 
   let info: BackendInfo;
   if (name === 'auto') {
-    info = (await tryTensorflow()) ?? (await tryWasm(opts.threads)) ?? (await initCpu());
+    info = (await tryTensorflow()) ?? (await tryWasmNative(opts.threads)) ?? (await initCpu());
   } else if (name === 'tensorflow') {
     info = await initTensorflow();
   } else if (name === 'wasm') {
@@ -163,6 +163,12 @@ function withNative(wasm: BackendInfo): BackendInfo {
     log.warn(`native kernels unavailable (${e instanceof Error ? e.message : String(e)}); using wasm`);
     return plain;
   }
+}
+
+/** For 'auto': wasm with native kernels (plain wasm where ONNX Runtime cannot load), else null. */
+async function tryWasmNative(threads: number | undefined): Promise<BackendInfo | null> {
+  const wasm = await tryWasm(threads);
+  return wasm ? withNative(wasm) : null;
 }
 
 /** For 'auto': wasm if it loads, else null (with a warning) so that cpu is used. */

@@ -31,7 +31,7 @@ export const command: CommandModule<object, Args> = {
       .option('init', { type: 'string', describe: 'A local GPT-2-format folder (config.json, model.safetensors, tokenizer.json): its decoder is frozen, with LoRA adapters of rank lora.rank' })
       .option('resume', { type: 'boolean', default: false, describe: 'Continue from the last complete checkpoint in --out (same results as an uninterrupted run)' })
       .option('set', { type: 'string', array: true, default: [] as string[], describe: 'Override a config key, e.g. --set train.steps=500 or --set model.box_encoding=false (repeatable)' })
-      .option('backend', { choices: ['auto', 'tensorflow', 'wasm', 'wasm-native', 'cpu'], describe: 'Compute backend (config key backend.name); auto = tensorflow > wasm > cpu; wasm-native = wasm with ONNX Runtime matmul/conv kernels' })
+      .option('backend', { choices: ['auto', 'tensorflow', 'wasm', 'wasm-native', 'cpu'], describe: 'Compute backend (config key backend.name); auto = tensorflow > wasm-native > cpu; wasm-native = wasm with ONNX Runtime matmul/conv kernels' })
       .option('json', { type: 'boolean', default: false, describe: 'Print a JSON summary as the last line of stdout' })
       .example('$0 finetune vlp --config configs/vlp/tiny.yaml --data runs/data/synth --extractor runs/extractor --out runs/vlp', 'Fine-tune the tiny explainer')
       .example('$0 finetune vlp --config configs/vlp/tiny.yaml --set model.box_encoding=false --data runs/data/synth --extractor runs/extractor --out runs/vlp_nobox', 'The ablation without box encodings')

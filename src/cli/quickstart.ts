@@ -33,7 +33,7 @@ export const command: CommandModule<object, Args> = {
       .option('extractor-steps', { type: 'number', describe: 'Training steps of the extractor (extractor.steps)' })
       .option('vlp-steps', { type: 'number', describe: 'Fine-tuning steps of the explainer (vlp.steps)' })
       .option('explain-images', { type: 'number', describe: 'Test images to explain at the end (explain.images)' })
-      .option('backend', { choices: ['auto', 'tensorflow', 'wasm', 'wasm-native', 'cpu'], describe: 'Compute backend of training and evaluation (backend.name); auto = tensorflow > wasm > cpu' })
+      .option('backend', { choices: ['auto', 'tensorflow', 'wasm', 'wasm-native', 'cpu'], describe: 'Compute backend of training and evaluation (backend.name); auto = tensorflow > wasm-native > cpu' })
       .option('set', { type: 'string', array: true, default: [] as string[], describe: 'Override a quickstart key, e.g. --set extractor.input_size=64 or --set "vlp.set=[train.batch_size=8]" (repeatable)' })
       .option('json', { type: 'boolean', default: false, describe: 'Print a JSON summary as the last line of stdout' })
       .example('$0 quickstart', 'The whole pipeline in runs/quickstart (about 20 minutes on 2 CPU cores)')

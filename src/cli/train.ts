@@ -22,7 +22,7 @@ export const command: CommandModule<object, Args> = {
       .option('out', { type: 'string', demandOption: true, describe: 'Run folder: config.yaml, metrics.jsonl, tb/, step-N/ checkpoints, best, last' })
       .option('resume', { type: 'boolean', default: false, describe: 'Continue from the last complete checkpoint in --out (same results as an uninterrupted run)' })
       .option('set', { type: 'string', array: true, default: [] as string[], describe: 'Override a config key, e.g. --set train.steps=500 (repeatable)' })
-      .option('backend', { choices: ['auto', 'tensorflow', 'wasm', 'wasm-native', 'cpu'], describe: 'Compute backend (config key backend.name); auto = tensorflow > wasm > cpu; wasm-native = wasm with convolutions and matmuls in ONNX Runtime' })
+      .option('backend', { choices: ['auto', 'tensorflow', 'wasm', 'wasm-native', 'cpu'], describe: 'Compute backend (config key backend.name); auto = tensorflow > wasm-native > cpu; wasm-native = wasm with convolutions and matmuls in ONNX Runtime' })
       .option('json', { type: 'boolean', default: false, describe: 'Print a JSON summary as the last line of stdout' })
       .example('$0 train extractor --config configs/extractor/tiny.yaml --data runs/data/synth --out runs/extractor', 'Train the tiny extractor')
       .example('$0 train extractor --config configs/extractor/tiny.yaml --set model.kind=image_classifier --data runs/data/synth --out runs/classifier', 'Train the image-level baseline')

@@ -105,7 +105,7 @@ export const VlpConfigSchema = z
       .default({}),
     backend: z
       .object({
-        /** auto = tensorflow > wasm > cpu; wasm-native runs the heavy wasm kernels in ONNX Runtime. */
+        /** auto = tensorflow > wasm-native > cpu; wasm-native runs the heavy wasm kernels in ONNX Runtime. */
         name: z.enum(BACKEND_NAMES as unknown as [BackendName, ...BackendName[]]).default('auto'),
         /** wasm threads; 0 = one per core. */
         threads: z.number().int().min(0).default(0),

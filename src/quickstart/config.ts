@@ -26,7 +26,7 @@ export const QuickstartConfigSchema = z
     seed: z.number().int().min(0).default(0),
     backend: z
       .object({
-        /** auto = tensorflow > wasm > cpu (wasm-native: the explainer runs on wasm). */
+        /** auto = tensorflow > wasm with native kernels (wasm-native) > cpu. */
         name: z.enum(BACKEND_NAMES as [BackendName, ...BackendName[]]).default('auto'),
         /** wasm threads; 0 = one per core. */
         threads: z.number().int().min(0).default(0),
@@ -116,11 +116,6 @@ function stageFile(file: string): string {
   return path.isAbsolute(file) ? file : path.join(packageRoot(), file);
 }
 
-/** The explainer's backend: its schema has no wasm-native; 'auto' keeps the backend chosen before. */
-function vlpBackend(name: BackendName): VlpConfig['backend']['name'] {
-  return name === 'wasm-native' ? 'auto' : name;
-}
-
 export function resolveStageConfigs(q: QuickstartConfig): StageConfigs {
   const threads = q.backend.threads || undefined;
   return {
@@ -139,7 +134,7 @@ export function resolveStageConfigs(q: QuickstartConfig): StageConfigs {
     }),
     vlp: loadConfig(VlpConfigSchema, {
       file: stageFile(q.vlp.config),
-      flags: { 'train.steps': q.vlp.steps, 'train.seed': q.seed, 'backend.name': vlpBackend(q.backend.name), 'backend.threads': threads },
+      flags: { 'train.steps': q.vlp.steps, 'train.seed': q.seed, 'backend.name': q.backend.name, 'backend.threads': threads },
       sets: q.vlp.set,
     }),
   };
