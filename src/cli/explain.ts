@@ -34,7 +34,7 @@ export const command: CommandModule<object, Args> = {
       .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object per image on stdout (failed files as {file, error})' })
       .option('timing', { type: 'boolean', default: false, describe: 'Print the latency per image and stage (preprocess, extractor, decode, explanation) and the mean' })
       .option('threads', { type: 'number', default: 2, describe: 'onnxruntime intra-op threads (extractor and explainer sessions)' })
-      .option('backend', { choices: ['auto', 'tensorflow', 'wasm', 'cpu'], default: 'auto', describe: 'tfjs backend (tfjs engine only)' })
+      .option('backend', { choices: ['auto', 'tensorflow', 'wasm', 'wasm-native', 'cpu'], default: 'auto', describe: 'tfjs backend (tfjs engine only)' })
       .example('$0 explain photos/ --model runs/export --out runs/explain --timing', 'Explain a folder on ONNX Runtime; open runs/explain/index.html')
       .example('$0 explain a.jpg --model runs/export --engine tfjs --json', 'One JSON line for a.jpg, computed with tfjs') as unknown as Argv<Args>,
   handler: async (args: ArgumentsCamelCase<Args>) => {

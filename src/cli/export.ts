@@ -13,6 +13,7 @@ interface Args {
   out: string;
   overwrite: boolean;
   threshold?: number;
+  'calibrate-on'?: string;
   'sample-images'?: string[];
   backend: string;
   json: boolean;
@@ -29,10 +30,12 @@ export const command: CommandModule<object, Args> = {
       .option('out', { type: 'string', demandOption: true, describe: 'Export folder to create (written to a temporary folder and renamed when every check passed)' })
       .option('overwrite', { type: 'boolean', default: false, describe: 'Replace an existing --out folder' })
       .option('threshold', { type: 'number', describe: 'Verdict threshold on the anomaly score stored in the manifest (default 0.5: a high-severity pair at confidence >= 0.5)' })
+      .option('calibrate-on', { type: 'string', describe: "A dataset folder: set the verdict threshold to the anomaly score that best separates its val split (max TPR - FPR); the manifest records it" })
       .option('sample-images', { type: 'string', array: true, describe: 'Images for the parity check (default: two built-in synthetic scenes); seeded noise is always checked too' })
-      .option('backend', { choices: ['auto', 'tensorflow', 'wasm', 'cpu'], default: 'auto', describe: 'tfjs backend of the reference outputs' })
+      .option('backend', { choices: ['auto', 'tensorflow', 'wasm', 'wasm-native', 'cpu'], default: 'auto', describe: 'tfjs backend of the reference outputs' })
       .option('json', { type: 'boolean', default: false, describe: 'Print the manifest as one JSON line on stdout' })
       .example('$0 export onnx --extractor runs/extractor --out runs/export', 'Export the extractor to runs/export/{extractor.onnx,manifest.json}')
+      .example('$0 export onnx --extractor runs/extractor --calibrate-on runs/data/synth --out runs/export', 'Verdict threshold calibrated on the val split of runs/data/synth')
       .example('$0 export onnx --extractor runs/extractor --vlp runs/vlp --out runs/export', 'Also the explainer: vlp_prefix.onnx (backbone + prefix encoder), vlp_decoder.onnx, tokenizer.json') as unknown as Argv<Args>,
   handler: async (args: ArgumentsCamelCase<Args>) => {
     const { initBackend } = await import('../backend/index.js');
@@ -40,7 +43,7 @@ export const command: CommandModule<object, Args> = {
     await initBackend({ name: args.backend as 'auto' });
     const r = await exportModels({
       extractor: args.extractor, vlp: args.vlp ?? null, out: args.out, overwrite: args.overwrite,
-      threshold: args.threshold, sampleImages: args['sample-images'],
+      threshold: args.threshold, calibrateOn: args['calibrate-on'], sampleImages: args['sample-images'],
     });
     if (args.json) process.stdout.write(`${JSON.stringify(r.manifest)}\n`);
   },

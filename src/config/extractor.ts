@@ -1,8 +1,8 @@
 import { z } from 'zod';
+import { BackendConfigSchema, scheduleWithCosineDefaults } from './common';
 import { BACKBONE_NAMES } from '../models/backbones/registry';
 import { DecodeConfigSchema } from '../models/hoi/decode';
 import { LossWeightsSchema } from '../models/hoi/losses';
-import { ScheduleConfigSchema } from '../train/schedule';
 
 /**
  * `train extractor` configuration. Files under configs/extractor/ hold only what differs from
@@ -31,7 +31,7 @@ export const ExtractorConfigSchema = z
         steps: z.number().int().positive().default(4000),
         seed: z.number().int().min(0).default(0),
         /** Default cosine; `--set train.schedule.lr=1e-3` keeps the other cosine defaults. */
-        schedule: z.preprocess(withCosineDefaults, ScheduleConfigSchema),
+        schedule: scheduleWithCosineDefaults({ lr: 2e-3, warmup_steps: 100, min_lr: 2e-5 }),
         weight_decay: z.number().min(0).default(1e-4),
         betas: z.tuple([z.number().min(0).max(1), z.number().min(0).max(1)]).default([0.9, 0.999]),
         /** Clip gradients to this global norm; 0 = off. */
@@ -67,27 +67,8 @@ export const ExtractorConfigSchema = z
       .default({}),
     loss: LossWeightsSchema.default({}),
     decode: DecodeConfigSchema.default({}),
-    backend: z
-      .object({
-        name: z.enum(['auto', 'tensorflow', 'wasm', 'wasm-native', 'cpu']).default('auto'),
-        /** wasm threads; 0 = one per core. */
-        threads: z.number().int().min(0).default(0),
-      })
-      .strict()
-      .default({}),
+    backend: BackendConfigSchema,
   })
   .strict();
 
 export type ExtractorConfig = z.infer<typeof ExtractorConfigSchema>;
-
-const DEFAULT_SCHEDULE = { kind: 'cosine', lr: 2e-3, warmup_steps: 100, min_lr: 2e-5 } as const;
-
-/** Fills the cosine defaults into a schedule that is absent or cosine (other kinds are given whole). */
-function withCosineDefaults(v: unknown): unknown {
-  if (v === undefined) return { ...DEFAULT_SCHEDULE };
-  if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
-    const kind = (v as { kind?: unknown }).kind;
-    if (kind === undefined || kind === 'cosine') return { ...DEFAULT_SCHEDULE, ...v };
-  }
-  return v;
-}

@@ -5,8 +5,7 @@
  * LoRA. Files under configs/vlp/ hold only what differs from these defaults.
  */
 import { z } from 'zod';
-import { BACKEND_NAMES, type BackendName } from '../backend';
-import { ScheduleConfigSchema } from '../train/schedule';
+import { BackendConfigSchema, scheduleWithCosineDefaults } from './common';
 
 export const VlpArchitectureSchema = z
   .object({
@@ -63,7 +62,7 @@ export const VlpConfigSchema = z
         batch_size: z.number().int().positive().default(16),
         steps: z.number().int().positive().default(3000),
         seed: z.number().int().min(0).default(0),
-        schedule: z.preprocess(withCosineDefaults, ScheduleConfigSchema),
+        schedule: scheduleWithCosineDefaults({ lr: 1e-3, warmup_steps: 100, min_lr: 1e-5 }),
         weight_decay: z.number().min(0).default(0.01),
         betas: z.tuple([z.number().min(0).max(1), z.number().min(0).max(1)]).default([0.9, 0.98]),
         /** Clip gradients to this global norm; 0 = off. */
@@ -103,29 +102,9 @@ export const VlpConfigSchema = z
       })
       .strict()
       .default({}),
-    backend: z
-      .object({
-        /** auto = tensorflow > wasm-native > cpu; wasm-native runs the heavy wasm kernels in ONNX Runtime. */
-        name: z.enum(BACKEND_NAMES as unknown as [BackendName, ...BackendName[]]).default('auto'),
-        /** wasm threads; 0 = one per core. */
-        threads: z.number().int().min(0).default(0),
-      })
-      .strict()
-      .default({}),
+    backend: BackendConfigSchema,
   })
   .strict();
 
 export type VlpConfig = z.infer<typeof VlpConfigSchema>;
 export type VlpArchitecture = z.infer<typeof VlpArchitectureSchema>;
-
-const DEFAULT_SCHEDULE = { kind: 'cosine', lr: 1e-3, warmup_steps: 100, min_lr: 1e-5 } as const;
-
-/** Fills the cosine defaults into a schedule that is absent or cosine (other kinds are given whole). */
-function withCosineDefaults(v: unknown): unknown {
-  if (v === undefined) return { ...DEFAULT_SCHEDULE };
-  if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
-    const kind = (v as { kind?: unknown }).kind;
-    if (kind === undefined || kind === 'cosine') return { ...DEFAULT_SCHEDULE, ...v };
-  }
-  return v;
-}

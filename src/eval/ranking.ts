@@ -58,6 +58,33 @@ export function averagePrecision(scores: readonly number[], labels: readonly (0 
   return ap;
 }
 
+/**
+ * The decision threshold on the score that maximizes Youden's J = TPR - FPR ("anomalous when
+ * score >= threshold"), over the distinct scores; ties go to the higher threshold (fewer false
+ * alarms). Returns the threshold with its TPR and FPR; NaN threshold when a class is absent.
+ */
+export function youdenThreshold(scores: readonly number[], labels: readonly (0 | 1 | boolean)[]): { threshold: number; tpr: number; fpr: number } {
+  checkLengths(scores, labels);
+  const positives = labels.filter(Boolean).length;
+  const negatives = labels.length - positives;
+  if (positives === 0 || negatives === 0) return { threshold: NaN, tpr: NaN, fpr: NaN };
+  const order = scores.map((_, i) => i).sort((a, b) => scores[b] - scores[a]);
+  let tp = 0, fp = 0;
+  let best = { threshold: NaN, tpr: 0, fpr: 0, j: -Infinity };
+  for (let i = 0; i < order.length; ) {
+    let k = i;
+    while (k + 1 < order.length && scores[order[k + 1]] === scores[order[i]]) k++;
+    for (let m = i; m <= k; m++) {
+      if (labels[order[m]]) tp++;
+      else fp++;
+    }
+    const tpr = tp / positives, fpr = fp / negatives;
+    if (tpr - fpr > best.j) best = { threshold: scores[order[i]], tpr, fpr, j: tpr - fpr };
+    i = k + 1;
+  }
+  return { threshold: best.threshold, tpr: best.tpr, fpr: best.fpr };
+}
+
 function checkLengths(scores: readonly number[], labels: readonly unknown[]): void {
   if (scores.length !== labels.length) {
     throw new Error(`scores (${scores.length}) and labels (${labels.length}) differ in length`);

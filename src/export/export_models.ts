@@ -22,7 +22,9 @@ import { generateScene, parseSynthOptions } from '../data/synth';
 import { packageRoot } from '../data/taxonomy';
 import { DEFAULT_FILL, IMAGENET_MEAN, IMAGENET_STD } from '../data/transforms';
 import { ExportError, UsageError } from '../errors';
-import { loadExtractor } from '../eval/extractor_eval';
+import { evaluateExtractor, loadExtractor } from '../eval/extractor_eval';
+import { youdenThreshold } from '../eval/ranking';
+import { readSplit } from '../data/loader';
 import { commitStagingDir, makeStagingDir, writeFileAtomic } from '../fs_atomic';
 import { runTfjsMaps, sha256File, oneLine } from '../infer/engines';
 import {
@@ -49,8 +51,13 @@ export interface ExportRequest {
   out: string;
   /** Replace an existing `out`. */
   overwrite?: boolean;
-  /** Verdict threshold written to the manifest (default 0.5). */
+  /** Verdict threshold written to the manifest (default 0.5, or calibrated with `calibrateOn`). */
   threshold?: number;
+  /**
+   * A dataset folder whose val split calibrates the verdict threshold: the anomaly score that
+   * maximizes TPR - FPR there (Youden's J). Ignored when `threshold` is given.
+   */
+  calibrateOn?: string;
   /** Parity tolerance (default 1e-4). */
   tolerance?: number;
   /** Real images for the parity check (default: two scenes of the built-in synth generator). */
@@ -221,11 +228,28 @@ async function exportExtractor(req: ExportRequest, staging: string, outDir: stri
   }
 }
 
+/**
+ * The verdict threshold that maximizes TPR - FPR of the extractor's anomaly score on a dataset's
+ * val split (its test split stays untouched for evaluation); null when the split lacks a class.
+ */
+async function calibrateVerdict(extractor: string, data: string): Promise<{ threshold: number; calibration: { data: string; split: 'val'; images: number; tpr: number; fpr: number } } | null> {
+  const { predictions } = await evaluateExtractor({ checkpoint: extractor, data, split: 'val' });
+  const labels = new Map(readSplit(data, 'val').map((r) => [r.id, r.label === 'anomalous' ? 1 : 0] as const));
+  const best = youdenThreshold(predictions.map((p) => p.anomaly_score), predictions.map((p) => labels.get(p.id) ?? 0));
+  if (!Number.isFinite(best.threshold)) {
+    log.warn(`${data}: its val split lacks normal or anomalous images; the verdict threshold stays at the default ${DEFAULT_VERDICT_THRESHOLD}`);
+    return null;
+  }
+  log.info(`verdict threshold ${best.threshold.toFixed(4)} calibrated on ${predictions.length} val images of ${data} (TPR ${best.tpr.toFixed(3)}, FPR ${best.fpr.toFixed(3)})`);
+  return { threshold: best.threshold, calibration: { data: path.resolve(data), split: 'val', images: predictions.length, tpr: best.tpr, fpr: best.fpr } };
+}
+
 /** Exports the runs into `req.out` (see the file comment). */
 export async function exportModels(req: ExportRequest): Promise<ExportResult> {
   const outDir = path.resolve(req.out);
   if (fs.existsSync(outDir) && !req.overwrite) throw new ExportError(`${req.out} already exists (pass --overwrite to replace it)`);
-  const threshold = req.threshold ?? DEFAULT_VERDICT_THRESHOLD;
+  const verdict = req.threshold === undefined && req.calibrateOn ? await calibrateVerdict(req.extractor, req.calibrateOn) : null;
+  const threshold = req.threshold ?? verdict?.threshold ?? DEFAULT_VERDICT_THRESHOLD;
   if (!(threshold >= 0 && threshold <= 1)) throw new UsageError(`threshold must be in [0, 1], got ${threshold}`);
   const tolerance = req.tolerance ?? PARITY_TOLERANCE;
   if (!(tolerance > 0)) throw new UsageError(`tolerance must be positive, got ${tolerance}`);
@@ -269,7 +293,8 @@ export async function exportModels(req: ExportRequest): Promise<ExportResult> {
       decode: { ...ex.run.train_config.decode },
       verdict: {
         threshold,
-        source: req.threshold === undefined ? 'default' : 'user',
+        source: req.threshold !== undefined ? 'user' : verdict ? 'calibrated' : 'default',
+        ...(verdict ? { calibration: verdict.calibration } : {}),
         rule: 'anomalous when anomaly_score >= threshold; anomaly_score = max over triplets of score x taxonomy severity weight',
       },
     };

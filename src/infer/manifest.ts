@@ -177,8 +177,10 @@ export const ExportManifestSchema = z
     verdict: z
       .object({
         threshold: z.number().min(0).max(1),
-        /** How it was chosen: `default` or `user` (--threshold at export). */
-        source: z.enum(['default', 'user']),
+        /** How it was chosen: `default`, `user` (--threshold at export) or `calibrated` (--calibrate-on DATA). */
+        source: z.enum(['default', 'user', 'calibrated']),
+        /** Where a calibrated threshold comes from: the val split of a dataset, with its TPR / FPR there. */
+        calibration: z.object({ data: z.string(), split: z.literal('val'), images: z.number().int(), tpr: z.number(), fpr: z.number() }).strict().optional(),
         rule: z.string(),
       })
       .strict(),

@@ -9,7 +9,7 @@
  */
 import * as path from 'node:path';
 import { z } from 'zod';
-import { BACKEND_NAMES, type BackendName } from '../backend';
+import { BackendConfigSchema } from '../config/common';
 import { type DatasetConfig, DatasetConfigSchema } from '../config/dataset';
 import { type ExtractorConfig, ExtractorConfigSchema } from '../config/extractor';
 import { loadConfig, type LoadOptions } from '../config/load';
@@ -24,15 +24,7 @@ export const QuickstartConfigSchema = z
   .object({
     /** Seeds the generator and both training runs. */
     seed: z.number().int().min(0).default(0),
-    backend: z
-      .object({
-        /** auto = tensorflow > wasm with native kernels (wasm-native) > cpu. */
-        name: z.enum(BACKEND_NAMES as [BackendName, ...BackendName[]]).default('auto'),
-        /** wasm threads; 0 = one per core. */
-        threads: z.number().int().min(0).default(0),
-      })
-      .strict()
-      .default({}),
+    backend: BackendConfigSchema,
     dataset: z
       .object({
         config: ConfigPath.default('configs/dataset/synth.yaml'),

@@ -146,8 +146,8 @@ export function extractorStage({ configs, paths }: StageContext): Stage {
       const loss = lastLoss(s.losses);
       const val = s.lastMetrics;
       return {
-        metrics: { steps: s.steps, backend: s.backend.name, loss, val_map: num(val?.map), val_auc: num(val?.auc), s_per_step: s.losses.length > 0 ? s.seconds / s.losses.length : null },
-        summary: `${s.steps} steps on ${s.backend.name}${loss !== null ? `, loss ${loss.toFixed(3)}` : ''}${val ? `; val mAP ${pct(val.map)}, AUC ${pct(val.auc)}` : ''}`,
+        metrics: { steps: s.steps, backend: s.backend.native ? 'wasm-native' : s.backend.name, loss, val_map: num(val?.map), val_auc: num(val?.auc), s_per_step: s.losses.length > 0 ? s.seconds / s.losses.length : null },
+        summary: `${s.steps} steps on ${s.backend.native ? 'wasm-native' : s.backend.name}${loss !== null ? `, loss ${loss.toFixed(3)}` : ''}${val ? `; val mAP ${pct(val.map)}, AUC ${pct(val.auc)}` : ''}`,
         notes: [],
       };
     },
@@ -186,8 +186,8 @@ export function vlpStage({ configs, paths }: StageContext): Stage {
       const loss = lastLoss(s.losses);
       const val = s.lastMetrics;
       return {
-        metrics: { steps: s.steps, backend: s.backend.name, loss, steps_per_s: s.stepsPerSecond, val_triplet_f1: num(val?.triplet_f1), val_verdict_accuracy: num(val?.verdict_accuracy) },
-        summary: `${s.steps} steps on ${s.backend.name}${loss !== null ? `, loss ${loss.toFixed(3)}` : ''}${val ? `; val verdict ${pct(val.verdict_accuracy)}, triplet F1 ${pct(val.triplet_f1)}` : ''}`,
+        metrics: { steps: s.steps, backend: s.backend.native ? 'wasm-native' : s.backend.name, loss, steps_per_s: s.stepsPerSecond, val_triplet_f1: num(val?.triplet_f1), val_verdict_accuracy: num(val?.verdict_accuracy) },
+        summary: `${s.steps} steps on ${s.backend.native ? 'wasm-native' : s.backend.name}${loss !== null ? `, loss ${loss.toFixed(3)}` : ''}${val ? `; val verdict ${pct(val.verdict_accuracy)}, triplet F1 ${pct(val.triplet_f1)}` : ''}`,
         notes: [],
       };
     },
@@ -236,7 +236,7 @@ export function exportStage({ q, paths }: StageContext): Stage {
     run: async () => {
       await ensureBackend(q);
       const notes: string[] = [];
-      const base = { extractor: paths.extractor, out: paths.export, overwrite: true, threads: q.export.threads };
+      const base = { extractor: paths.extractor, out: paths.export, overwrite: true, threads: q.export.threads, calibrateOn: paths.dataset };
       let r;
       try {
         r = await exportModels({ ...base, vlp: paths.vlp });

@@ -267,8 +267,7 @@ function trainStep(
 const DROPOUT_CALLS_PER_STEP = 16;
 function seekDropout(model: Module, step: number): void {
   for (const m of model.namedModules().values()) {
-    // `calls` is Dropout's private counter; nn/dropout.ts has no public setter yet
-    if (m instanceof Dropout) (m as unknown as { calls: number }).calls = step * DROPOUT_CALLS_PER_STEP;
+    if (m instanceof Dropout) m.seek(step * DROPOUT_CALLS_PER_STEP);
   }
 }
 

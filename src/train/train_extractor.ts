@@ -1,5 +1,4 @@
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { type BackendInfo, initBackend, seedEverything } from '../backend';
 import { tf } from '../backend/tf';
 import type { ExtractorConfig } from '../config/extractor';
@@ -7,7 +6,7 @@ import { writeResolvedConfig } from '../config/load';
 import { DataLoader, readDatasetManifest, readSplit, type Batch } from '../data/loader';
 import type { Split } from '../data/record';
 import { Taxonomy } from '../data/taxonomy';
-import { CheckpointError, DataError, HoiError } from '../errors';
+import { DataError } from '../errors';
 import { type ExtractorMetrics, predictClassifier, predictExtractor, scoreExtractor } from '../eval/extractor_eval';
 import { tripletCounts } from '../eval/hoi_map';
 import { log } from '../logger';
@@ -18,11 +17,10 @@ import { POINT_HOI_STRIDE, PointHoiExtractor } from '../models/hoi/point_hoi';
 import { buildTargets, disposeTargetTensors, targetsToTensors } from '../models/hoi/targets';
 import type { Module } from '../models/nn/module';
 import { Progress } from '../progress';
-import { applyToModel, findLatestCheckpoint, loadCheckpoint, markBest, optimizerState, saveCheckpoint } from './checkpoint';
-import { clipByGlobalNorm } from './clip';
+import { markBest, saveCheckpoint } from './checkpoint';
+import { applyGradients, assertFiniteStep, isNewBest, RunLog, startOrResume, StopRequest, type TrainableParams, trainableParams } from './loop_common';
 import { AdamW } from './optim';
 import { lrAt } from './schedule';
-import { TensorBoardWriter } from './tensorboard';
 
 /**
  * `train extractor`: one flat loop (nanoGPT style) for the HOI extractor or the image-level
@@ -108,9 +106,8 @@ export async function trainExtractor(req: TrainExtractorRequest): Promise<TrainS
 
   // -- model, optimizer, run folder
   const model = createExtractorModel(cfg, categories.length, verbs.length);
-  const params = new Map([...model.namedParameters()].filter(([, v]) => v.trainable));
-  // tf.variableGrads keys gradients by tfjs variable name; map them back to parameter paths.
-  const trainable = { vars: [...params.values()], nameOf: new Map([...params].map(([name, v]) => [v.name, name])) };
+  const trainable = trainableParams(model);
+  const params = trainable.params;
   // Decay weight matrices and kernels only (rank >= 2): biases and norm scales are rank 1.
   const optimizer = new AdamW(params, {
     lr: cfg.train.schedule.lr, betas: cfg.train.betas, weightDecay: cfg.train.weight_decay,
@@ -121,38 +118,13 @@ export async function trainExtractor(req: TrainExtractorRequest): Promise<TrainS
     compatible: Object.fromEntries([...compatible].map(([v, set]) => [v, [...set].sort()])),
     input_size: S, taxonomy: taxonomy.toJSON(), train_config: cfg,
   };
-  let step = 0;
-  let best: { step: number; value: number } | null = null;
-  const existing = fs.existsSync(req.out) ? findLatestCheckpoint(req.out) : null;
-  if (req.resume) {
-    if (!existing) throw new CheckpointError(`${req.out}: nothing to resume (no complete step-N checkpoint)`);
-    const ckpt = loadCheckpoint(req.out);
-    if (JSON.stringify(ckpt.manifest.model_config) !== JSON.stringify(modelConfigOf(model))) {
-      throw new CheckpointError(`${ckpt.dir}: the checkpoint's model config differs from the requested one:\n  checkpoint ${JSON.stringify(ckpt.manifest.model_config)}\n  requested  ${JSON.stringify(modelConfigOf(model))}`);
-    }
-    applyToModel(model.stateDict() as Map<string, tf.Variable>, ckpt);
-    const state = optimizerState(ckpt);
-    optimizer.loadStateDict(state);
-    for (const t of state.values()) t.dispose();
-    step = ckpt.step;
-    best = (ckpt.manifest.best as { step: number; value: number } | null | undefined) ?? null;
-    log.info(`resumed from ${ckpt.dir} at step ${step}`);
-  } else if (existing) {
-    throw new CheckpointError(`${req.out} already holds checkpoints (${path.basename(existing)}): pass --resume to continue, or choose another --out`);
-  }
+  let { step, best } = startOrResume({ out: req.out, resume: req.resume, model, modelConfig: modelConfigOf(model), optimizer });
   fs.mkdirSync(req.out, { recursive: true });
   writeResolvedConfig(req.out, cfg);
-  const metricsFile = path.join(req.out, 'metrics.jsonl');
-  const tb = new TensorBoardWriter(path.join(req.out, 'tb'));
+  const runLog = new RunLog(req.out);
 
   const total = cfg.train.steps;
-  let stopRequested = false;
-  const onSigint = (): void => {
-    if (stopRequested) process.exit(130); // a second Ctrl-C does not wait
-    stopRequested = true;
-    log.warn('interrupted: finishing this step, saving a checkpoint, then stopping (Ctrl-C again to quit now)');
-  };
-  process.on('SIGINT', onSigint);
+  const stopRequest = new StopRequest();
 
   const losses: number[] = [];
   let lastMetrics: ExtractorMetrics | null = null;
@@ -182,47 +154,41 @@ export async function trainExtractor(req: TrainExtractorRequest): Promise<TrainS
   };
 
   try {
-    while (step < total && !stopRequested) {
+    while (step < total && !stopRequest.requested) {
       const epoch = Math.floor(step / loader.numBatches);
       for await (const batch of loader.epoch(epoch, step % loader.numBatches)) {
         const lr = lrAt(step, cfg.train.schedule, total);
         const { loss, parts, gradNorm } = trainStep(model, optimizer, trainable, batch, cfg, labels, lr);
         step++;
-        if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
-          const what = Number.isFinite(loss) ? `the gradient norm is ${gradNorm}` : `loss is ${loss}`;
-          throw new HoiError(`${what} at step ${step}: stopping; the last good checkpoint in ${req.out} is kept (resume with --resume, perhaps with a lower train.schedule.lr)`);
-        }
+        assertFiniteStep(loss, gradNorm, step, req.out);
         losses.push(loss);
         windowImages += batch.records.length;
         let stop = false;
         req.afterStep?.({ step, model, stop: () => (stop = true) });
-        if (stop) stopRequested = true;
+        if (stop) stopRequest.requested = true;
 
         if (step % cfg.train.log_every === 0 || step === total) {
           const imagesPerS = windowImages / Math.max(1e-3, (Date.now() - windowStart) / 1000);
-          const row = { step, lr, loss, ...parts, grad_norm: gradNorm, images_per_s: imagesPerS, time: (Date.now() - started) / 1000 };
-          fs.appendFileSync(metricsFile, `${JSON.stringify(row)}\n`);
-          tb.scalars({ 'train/loss': loss, 'train/lr': lr, 'train/grad_norm': gradNorm, 'train/images_per_s': imagesPerS, ...prefixed('train/', parts) }, step);
+          runLog.train(step, { lr, loss, ...parts, grad_norm: gradNorm, images_per_s: imagesPerS, time: (Date.now() - started) / 1000 });
           windowStart = Date.now();
           windowImages = 0;
         }
         progress.tick(1, `loss ${loss.toFixed(3)} (obj ${fmt(parts.loss_object_heatmap)} int ${fmt(parts.loss_interaction_heatmap)}) lr ${lr.toExponential(1)} ${(progress.rate() * cfg.train.batch_size).toFixed(1)} img/s`);
 
-        const atEnd = step === total || stopRequested;
+        const atEnd = step === total || stopRequest.requested;
         const evalNow = (cfg.train.eval_every > 0 && step % cfg.train.eval_every === 0) || step === total;
         const saveNow = (cfg.train.checkpoint_every > 0 && step % cfg.train.checkpoint_every === 0) || atEnd;
         let metrics: Record<string, number> = {};
         if (evalNow) {
           lastMetrics = await evaluate();
           metrics = flatMetrics(lastMetrics);
-          fs.appendFileSync(metricsFile, `${JSON.stringify({ step, split: evalSplit, ...metrics })}\n`);
-          tb.scalars(prefixed(`${evalSplit}/`, metrics), step);
+          runLog.eval(step, evalSplit, metrics);
           log.info(`step ${step}: ${evalSplit} ${describeMetrics(lastMetrics)}`);
         }
         if (saveNow) {
           const key = cfg.train.best_metric === 'map' && model instanceof PointHoiExtractor ? 'map' : 'auc';
           const value = evalNow ? metrics[key] : NaN;
-          const isBest = Number.isFinite(value) && (best === null || value > best.value);
+          const isBest = isNewBest(value, best);
           if (isBest) best = { step, value };
           save(metrics);
           if (isBest) markBest(req.out, step);
@@ -231,9 +197,9 @@ export async function trainExtractor(req: TrainExtractorRequest): Promise<TrainS
       }
     }
   } finally {
-    process.off('SIGINT', onSigint);
+    stopRequest.dispose();
     progress.stop();
-    tb.close();
+    runLog.close();
     optimizer.dispose();
     model.dispose();
   }
@@ -242,10 +208,10 @@ export async function trainExtractor(req: TrainExtractorRequest): Promise<TrainS
 
 /** One optimizer step; every tensor it makes is disposed before it returns. */
 function trainStep(
-  model: ExtractorModel, optimizer: AdamW, trainable: { vars: tf.Variable[]; nameOf: Map<string, string> }, batch: Batch,
+  model: ExtractorModel, optimizer: AdamW, trainable: TrainableParams, batch: Batch,
   cfg: ExtractorConfig, labels: DecodeLabels, lr: number,
 ): { loss: number; parts: Record<string, number>; gradNorm: number } {
-  const { vars, nameOf } = trainable;
+  const { vars } = trainable;
   let partsT: tf.Tensor | null = null;
   let lossT: tf.Scalar;
   let rawGrads: tf.NamedTensorMap;
@@ -275,18 +241,12 @@ function trainStep(
     }
   }
   batch.images.dispose();
-  const grads = new Map<string, tf.Tensor>();
-  for (const [varName, g] of Object.entries(rawGrads)) grads.set(nameOf.get(varName)!, g);
   const loss = lossT.dataSync()[0];
   lossT.dispose();
   const partValues = partsT ? Array.from((partsT as tf.Tensor).dataSync()) : [];
   (partsT as tf.Tensor | null)?.dispose();
-  // Without clipping, a max norm no gradient reaches still measures the norm (one sync).
-  const clipped = clipByGlobalNorm(grads, cfg.train.grad_clip > 0 ? cfg.train.grad_clip : Number.MAX_VALUE);
-  const gradNorm = clipped.norm;
   // A non-finite loss or gradient skips the update: the caller stops with the step number.
-  if (Number.isFinite(loss) && Number.isFinite(gradNorm)) optimizer.step(clipped.grads, lr);
-  for (const g of clipped.grads.values()) g.dispose();
+  const gradNorm = applyGradients(optimizer, trainable, rawGrads, loss, cfg.train.grad_clip, lr);
   const parts: Record<string, number> = {};
   partValues.forEach((v, i) => (parts[`loss_${LOSS_PARTS[i]}`] = v));
   return { loss, parts, gradNorm };
@@ -317,10 +277,4 @@ export function describeMetrics(m: ExtractorMetrics): string {
 
 function fmt(v: number | undefined): string {
   return v === undefined ? '-' : v.toFixed(2);
-}
-
-function prefixed(prefix: string, values: Record<string, number>): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [k, v] of Object.entries(values)) if (Number.isFinite(v)) out[prefix + k] = v;
-  return out;
 }

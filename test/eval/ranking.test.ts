@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { averagePrecision, rocAuc } from '../../src/eval/ranking';
+import { averagePrecision, rocAuc, youdenThreshold } from '../../src/eval/ranking';
 
 describe('eval/ranking', () => {
   it('rocAuc: perfect, inverted and hand-computed cases', () => {
@@ -31,5 +31,15 @@ describe('eval/ranking', () => {
     // tie at the top between a positive and a negative: one threshold, p=1/2 r=1 -> 0.5
     assert.equal(averagePrecision([0.5, 0.5], [1, 0]), 0.5);
     assert.ok(Number.isNaN(averagePrecision([0.5, 0.1], [0, 0])));
+  });
+
+  it('youdenThreshold: hand-computed cases', () => {
+    // s=[0.9(P), 0.7(N), 0.6(P), 0.2(N)]: t=0.9 J=1/2-0; t=0.7 J=1/2-1/2; t=0.6 J=1-1/2; t=0.2 J=1-1 -> 0.9 (tie with 0.6: the higher)
+    assert.deepEqual(youdenThreshold([0.9, 0.7, 0.6, 0.2], [1, 0, 1, 0]), { threshold: 0.9, tpr: 0.5, fpr: 0 });
+    // separable: every positive above every negative -> the lowest positive score, J = 1
+    assert.deepEqual(youdenThreshold([0.1, 0.35, 0.3, 0.8], [0, 1, 0, 1]), { threshold: 0.35, tpr: 1, fpr: 0 });
+    // tied scores move together: s=[0.5(P), 0.5(N), 0.1(P)] -> t=0.5 J=1/2-1, t=0.1 J=1-1 -> 0.1
+    assert.deepEqual(youdenThreshold([0.5, 0.5, 0.1], [1, 0, 1]), { threshold: 0.1, tpr: 1, fpr: 1 });
+    assert.ok(Number.isNaN(youdenThreshold([0.5, 0.1], [1, 1]).threshold));
   });
 });

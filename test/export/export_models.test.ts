@@ -12,7 +12,9 @@ import { tf } from '../../src/backend/tf';
 import { main } from '../../src/cli/main';
 import { IMAGENET_MEAN, IMAGENET_STD } from '../../src/data/transforms';
 import { CheckpointError, ExportError } from '../../src/errors';
-import { loadExtractor } from '../../src/eval/extractor_eval';
+import { readSplit } from '../../src/data/loader';
+import { evaluateExtractor, loadExtractor } from '../../src/eval/extractor_eval';
+import { youdenThreshold } from '../../src/eval/ranking';
 import { exportModels, PARITY_TOLERANCE } from '../../src/export/export_models';
 import { decodeModel } from '../../src/export/onnx_proto';
 import { runTfjsMaps, sha256File } from '../../src/infer/engines';
@@ -115,6 +117,26 @@ describe('export/export_models (export onnx)', function () {
     assert.equal(r.manifest.verdict.source, 'user');
     assert.ok(fs.statSync(path.join(out, 'manifest.json')).mtimeMs >= before);
     assert.deepEqual(stagingLeftovers(fx.root, 'export'), []);
+  });
+
+  it('--calibrate-on: the threshold that best separates the val split (max TPR - FPR), recorded with its source', async () => {
+    const calibrated = path.join(fx.root, 'export-calibrated');
+    const r = await exportModels({ extractor: fx.run, out: calibrated, calibrateOn: fx.data });
+    const { predictions } = await evaluateExtractor({ checkpoint: fx.run, data: fx.data, split: 'val' });
+    const labels = new Map(readSplit(fx.data, 'val').map((rec) => [rec.id, rec.label === 'anomalous' ? 1 : 0] as const));
+    const scores = predictions.map((p) => p.anomaly_score);
+    const expected = youdenThreshold(scores, predictions.map((p) => labels.get(p.id)!));
+    if (Number.isFinite(expected.threshold)) {
+      assert.equal(r.manifest.verdict.source, 'calibrated');
+      assert.equal(r.manifest.verdict.threshold, expected.threshold);
+      assert.equal(r.manifest.verdict.calibration?.images, predictions.length);
+    } else {
+      assert.equal(r.manifest.verdict.source, 'default'); // the val split lacks a class
+    }
+    // A given threshold wins over calibration.
+    const given = await exportModels({ extractor: fx.run, out: calibrated, overwrite: true, calibrateOn: fx.data, threshold: 0.25 });
+    assert.equal(given.manifest.verdict.source, 'user');
+    assert.equal(given.manifest.verdict.threshold, 0.25);
   });
 
   it('a graph that differs from tfjs (weight changed after the reference) is refused and leaves no folder', async () => {

@@ -21,6 +21,12 @@ export class Dropout extends Module {
     this.seed = opts.seed ?? nextDefaultSeed();
   }
 
+  /** Makes the next call draw mask number `call` (a resumed run sets where the masks continue). */
+  seek(call: number): void {
+    if (!(Number.isInteger(call) && call >= 0)) throw new Error(`Dropout.seek: a call index >= 0 expected, got ${call}`);
+    this.calls = call;
+  }
+
   forward<T extends tf.Tensor>(x: T): T {
     if (!this.training || this.rate === 0) return x;
     const seed = new Rng(this.seed, 'dropout', this.calls++).nextU32();
