@@ -22,6 +22,7 @@
 import { tf } from '../backend/tf';
 import { DataError, ShapeError } from '../errors';
 import type { PointHoiExtractor } from '../models/hoi/point_hoi';
+import type { VlpInputs } from '../models/vlp/explainer';
 import { normalizeBox, type NormBox } from './box_text';
 import { DataLoader } from './loader';
 import type { Box, HoiRecord, Split } from './record';
@@ -79,15 +80,7 @@ export const NO_NOISE: HoiNoise = { boxJitter: 0, dropProb: 0, spuriousProb: 0, 
 /** The explainer's tensors for one batch (see VlpInputs in models/vlp/explainer.ts). */
 export interface VlpBatch {
   ids: string[];
-  inputs: {
-    visual: tf.Tensor4D;
-    hoiSubject: tf.Tensor2D;
-    hoiVerb: tf.Tensor2D;
-    hoiObject: tf.Tensor2D;
-    hoiSubjectBox: tf.Tensor3D;
-    hoiObjectBox: tf.Tensor3D;
-    instruction: tf.Tensor2D;
-  };
+  inputs: VlpInputs;
   /** int32 [B, Tr]: <bos> then the response tokens, <pad> after. */
   response: tf.Tensor2D;
   /** int32 [B, Tr]: the response shifted left by one, ending in <eos> (unless cut). */
@@ -96,18 +89,25 @@ export interface VlpBatch {
   mask: tf.Tensor2D;
 }
 
+/** The HOI slots and instruction of a batch as host arrays, row-major (the layouts of VlpInputs). */
+export interface PrefixArrays {
+  /** [B, M] category / verb ids. */
+  hoiSubject: Int32Array;
+  hoiVerb: Int32Array;
+  hoiObject: Int32Array;
+  /** [B, M, 4] normalized x1, y1, x2, y2. */
+  hoiSubjectBox: Float32Array;
+  hoiObjectBox: Float32Array;
+  /** [B, Li] left-padded instruction ids. */
+  instruction: Int32Array;
+}
+
 /** The host arrays of a batch, before they become tensors (tested without a backend). */
-export interface CollatedArrays {
+export interface CollatedArrays extends PrefixArrays {
   ids: string[];
   B: number;
   visualShape: [number, number, number];
   visual: Float32Array;
-  hoiSubject: Int32Array;
-  hoiVerb: Int32Array;
-  hoiObject: Int32Array;
-  hoiSubjectBox: Float32Array;
-  hoiObjectBox: Float32Array;
-  instruction: Int32Array;
   responseLength: number;
   response: Int32Array;
   targets: Int32Array;

@@ -12,25 +12,16 @@
  *   generation   the manifest's settings, max_length cut to the positions left after the prefix.
  */
 import type { OriginalInfo } from '../data/loader';
-import { type HoiSlot, predictedHoiSlots } from '../data/vlp_batches';
+import { type HoiSlot, type PrefixArrays, predictedHoiSlots } from '../data/vlp_batches';
 import type { AnnotatedTriplet } from '../models/hoi/decode';
 import type { GenerateOptions } from '../models/vlp/search';
 import type { VlpTokenizer } from '../models/vlp/tokenizer';
 import type { ExplainerSection } from './manifest';
 import { toImageBox } from './preprocess';
 
-/** Host arrays of a batch of n images, row-major (the layouts of VlpInputs / the vlp_prefix inputs). */
-export interface ExplainerArrays {
+/** Host arrays of a batch of n images (the layouts of VlpInputs / the vlp_prefix inputs). */
+export interface ExplainerArrays extends PrefixArrays {
   batch: number;
-  /** [n, M] category / verb ids. */
-  hoiSubject: Int32Array;
-  hoiVerb: Int32Array;
-  hoiObject: Int32Array;
-  /** [n, M, 4] normalized x1, y1, x2, y2. */
-  hoiSubjectBox: Float32Array;
-  hoiObjectBox: Float32Array;
-  /** [n, Li] left-padded instruction ids. */
-  instruction: Int32Array;
 }
 
 /** The labels slot ids refer to (the manifest's, equal to the explainer run's: checked at export). */
