@@ -50,6 +50,7 @@ import { generate } from '../models/vlp/generate';
 import { mergeAllLora } from '../models/vlp/lora';
 import { argmax } from '../models/vlp/search';
 import type { ValueInfoObj } from './onnx_proto';
+import { maxAbsDiff } from './onnx_check';
 import { DTYPE_TO_ONNX, type OnnxDType, type OnnxGraph as OnnxGraphType, OnnxGraph } from './onnx_graph';
 
 /** Decoder steps compared in lockstep, and tokens of the greedy decode check. */
@@ -115,16 +116,6 @@ function specsOf(infos: readonly ValueInfoObj[] | undefined, layouts: Record<str
     if (layouts[spec.name]) spec.layout = layouts[spec.name];
     return spec;
   });
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) return Infinity;
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i] - b[i]);
-    if (!(d <= m)) m = d; // NaN propagates
-  }
-  return m;
 }
 
 /** Relative path from the export folder, posix separators. */

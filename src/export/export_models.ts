@@ -37,6 +37,7 @@ import { POINT_HOI_OUTPUTS, POINT_HOI_STRIDE, PointHoiExtractor, type PointHoiKe
 import { MODEL_FILE } from '../train/checkpoint';
 import type { VlpExplainer } from '../models/vlp/explainer';
 import { exportExplainer } from './export_explainer';
+import { maxAbsDiff } from './onnx_check';
 import { OPSET_VERSION, OnnxGraph } from './onnx_graph';
 
 /** Largest |onnxruntime - tfjs| an fp32 export may show (DESIGN "Export"). */
@@ -87,16 +88,6 @@ interface SampleInput {
 
 type Maps = Record<PointHoiKey, Float32Array>;
 
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  if (a.length !== b.length) return Infinity;
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i] - b[i]);
-    if (!(d <= m)) m = d; // NaN propagates
-  }
-  return m;
-}
-
 function versions(): ExportManifest['created_with'] {
   let own = '0.0.0';
   try {
@@ -112,24 +103,13 @@ function relativeFrom(outDir: string, target: string): string {
 
 /** The graph of extractor.onnx: input `image` [batch, 3, S, S], the six maps NHWC. */
 export function extractorGraph(model: PointHoiExtractor): { graph: OnnxGraph; inputs: TensorSpec[]; outputs: TensorSpec[] } {
-  const g = new OnnxGraph('hoi2anomaly_extractor');
   const S = model.config.inputSize;
-  const inputShape = ['batch', 3, S, S];
-  const image = g.input(EXTRACTOR_INPUT_NAME, inputShape);
-  const outs = model.toOnnx(g, image);
   const shapes = model.outputShapes('batch');
-  const outputs: TensorSpec[] = POINT_HOI_OUTPUTS.map(({ key, name }, i) => {
-    if (outs[i] !== name) throw new ExportError(`extractor graph: output '${name}' was emitted as '${outs[i]}'`);
-    g.output(outs[i], shapes[key]);
-    return { name, shape: shapes[key], dtype: 'float32', layout: 'NHWC' };
-  });
-  g.setMetadata('model_name', PointHoiExtractor.modelName);
-  g.setMetadata('model_config', JSON.stringify(model.config));
-  g.setMetadata('input_layout', 'NCHW');
-  g.setMetadata('output_layout', 'NHWC');
-  g.setMetadata('output_stride', String(POINT_HOI_STRIDE));
-  g.setMetadata('heatmaps', 'sigmoid');
-  return { graph: g, inputs: [{ name: image, shape: inputShape, dtype: 'float32', layout: 'NCHW' }], outputs };
+  return {
+    graph: model.toOnnxGraph('hoi2anomaly_extractor', EXTRACTOR_INPUT_NAME),
+    inputs: [{ name: EXTRACTOR_INPUT_NAME, shape: ['batch', 3, S, S], dtype: 'float32', layout: 'NCHW' }],
+    outputs: POINT_HOI_OUTPUTS.map(({ key, name }) => ({ name, shape: shapes[key], dtype: 'float32', layout: 'NHWC' })),
+  };
 }
 
 /** Seeded noise at batch 2 and real images, both as the explain pipeline prepares them. */

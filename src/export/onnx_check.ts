@@ -214,3 +214,14 @@ export function assertValidModel(model: ModelObj | Uint8Array, what = 'ONNX mode
   const { errors } = checkModel(model);
   if (errors.length > 0) throw new ExportError(`${what} fails ${errors.length} structural check(s):\n  ${errors.join('\n  ')}`);
 }
+
+/** Largest |a - b| over two equally long arrays (the export parity measure); Infinity when the lengths differ, NaN propagates. */
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) return Infinity;
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - b[i]);
+    if (!(d <= m)) m = d;
+  }
+  return m;
+}

@@ -158,10 +158,10 @@ export class PointHoiExtractor extends Module {
    * The complete export graph: input `images` [batch, 3, S, S], the six outputs [batch, h, w, C]
    * (dynamic batch), metadata with the model name, config and layouts.
    */
-  toOnnxGraph(name = PointHoiExtractor.modelName): OnnxGraph {
+  toOnnxGraph(name = PointHoiExtractor.modelName, inputName = 'images'): OnnxGraph {
     const g = new OnnxGraph(name);
     const s = this.config.inputSize;
-    const images = g.input('images', ['batch', 3, s, s]);
+    const images = g.input(inputName, ['batch', 3, s, s]);
     const outs = this.toOnnx(g, images);
     const shapes = this.outputShapes('batch');
     POINT_HOI_OUTPUTS.forEach(({ key }, i) => g.output(outs[i], shapes[key]));
