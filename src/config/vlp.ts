@@ -25,6 +25,8 @@ export const VlpArchitectureSchema = z
     /** Fourier encodings of the HOI boxes; false = the ablation without positional information. */
     box_encoding: z.boolean().default(true),
     box_frequencies: z.number().int().positive().default(8),
+    /** Cite boxes by pointing at an HOI slot's subject or object (copy head) instead of generating digits. */
+    box_pointer: z.boolean().default(false),
     tie_embeddings: z.boolean().default(true),
   })
   .strict();

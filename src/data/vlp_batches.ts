@@ -27,6 +27,7 @@ import { normalizeBox, type NormBox } from './box_text';
 import { DataLoader } from './loader';
 import type { Box, HoiRecord, Split } from './record';
 import { Rng } from './rng';
+import { type Citation, pointerResponse } from '../models/vlp/pointer';
 
 /** One HOI input of the explainer: class/verb indices and normalized boxes. */
 export interface HoiSlot {
@@ -35,6 +36,9 @@ export interface HoiSlot {
   object: number;
   subjectBox: NormBox;
   objectBox: NormBox;
+  /** Record object ids behind the boxes (ground-truth slots only): what box-pointer targets match citations to. */
+  subjectId?: number;
+  objectId?: number;
 }
 
 /** One image, tokenized, with its unperturbed HOI slots. */
@@ -44,9 +48,14 @@ export interface VlpExample {
   instruction: number[];
   /** Response token ids without <bos>/<eos>. */
   response: number[];
+  /**
+   * Box-pointer explainers: the response was tokenized in pieces split at its boxes and these are
+   * the box spans with their record objects (models/vlp/pointer.ts); absent otherwise.
+   */
+  citations?: Citation[];
   hois: HoiSlot[];
-  /** The record's objects as (category index, normalized box): spurious HOIs are drawn from them. */
-  objects: Array<{ category: number; box: NormBox }>;
+  /** The record's objects as (id, category index, normalized box): spurious HOIs are drawn from them. */
+  objects: Array<{ id: number; category: number; box: NormBox }>;
 }
 
 /** C5 features of a split: one [h, w, c] map per image id. */
@@ -65,6 +74,8 @@ export interface CollateSpec {
   padId: number;
   bosId: number;
   eosId: number;
+  /** Box-pointer explainers: the model's vocabulary size V (pointer ids start there); null: boxes stay digits. */
+  pointerVocab: number | null;
 }
 
 /** How ground-truth slots are perturbed while training (the hoi_inputs section of the config). */
@@ -137,14 +148,15 @@ export function recordHoiSlots(rec: HoiRecord, categories: readonly string[], ve
     return {
       subject: cat(s.category, 'category', rec.id), verb: verb(h.verb, 'verb', rec.id), object: cat(o.category, 'category', rec.id),
       subjectBox: normalizeBox(s.box, rec.width, rec.height), objectBox: normalizeBox(o.box, rec.width, rec.height),
+      subjectId: s.id, objectId: o.id,
     };
   });
 }
 
-/** The record's objects as (category index, normalized box). */
+/** The record's objects as (id, category index, normalized box). */
 export function recordObjects(rec: HoiRecord, categories: readonly string[]): VlpExample['objects'] {
   const cat = indexOf(categories);
-  return rec.objects.map((o) => ({ category: cat(o.category, 'category', rec.id), box: normalizeBox(o.box, rec.width, rec.height) }));
+  return rec.objects.map((o) => ({ id: o.id, category: cat(o.category, 'category', rec.id), box: normalizeBox(o.box, rec.width, rec.height) }));
 }
 
 /** A triplet predicted by the extractor, boxes in original pixels (extractor_eval's ImagePrediction.hois). */
@@ -195,6 +207,7 @@ export function perturbHoiSlots(
     out.push({
       subject: subject.category, verb: rng.int(0, numVerbs - 1), object: object.category,
       subjectBox: jitterBox(subject.box, noise.boxJitter, rng), objectBox: jitterBox(object.box, noise.boxJitter, rng),
+      subjectId: subject.id, objectId: object.id,
     });
   }
   if (noise.shuffle) rng.shuffle(out);
@@ -392,6 +405,10 @@ export class VlpBatchSource {
     const hois = noisy
       ? perturbHoiSlots(e.hois, e.objects, this.opts.noise, this.opts.numVerbs, this.opts.personCategory, new Rng(this.opts.seed, 'hoi', epoch, e.id))
       : e.hois;
-    return { id: e.id, instruction: e.instruction, response: e.response, hois, visual: this.features.byId.get(e.id)! };
+    // box pointer: cited boxes the (kept, perturbed) slots hold become pointer tokens
+    const response = this.spec.pointerVocab !== null && e.citations
+      ? pointerResponse({ ids: e.response, citations: e.citations }, hois.slice(0, this.spec.maxHois), this.spec.pointerVocab)
+      : e.response;
+    return { id: e.id, instruction: e.instruction, response, hois, visual: this.features.byId.get(e.id)! };
   }
 }

@@ -15,7 +15,7 @@ import type { HoiRecord, Split } from '../data/record';
 import { parseResponse } from '../data/response_parser';
 import { Taxonomy } from '../data/taxonomy';
 import {
-  type CollateSpec, computeVisualFeatures, disposeVlpBatch, NO_NOISE, predictedHoiSlots, recordHoiSlots, recordObjects,
+  type CollateSpec, collateVlpBatch, computeVisualFeatures, disposeVlpBatch, NO_NOISE, predictedHoiSlots, recordHoiSlots, recordObjects,
   type VisualFeatures, VlpBatchSource, type VlpExample,
 } from '../data/vlp_batches';
 import { CheckpointError, ConfigError, DataError } from '../errors';
@@ -25,6 +25,7 @@ import { POINT_HOI_STRIDE, PointHoiExtractor } from '../models/hoi/point_hoi';
 import type { VlpModelConfig } from '../models/vlp/config';
 import { responseLoss, VlpExplainer } from '../models/vlp/explainer';
 import { generate } from '../models/vlp/generate';
+import { citedResponse, explanationText, pointerSlotsOf } from '../models/vlp/pointer';
 import { prepareGpt2Finetune } from '../models/vlp/gpt2_init';
 import { recordTexts, VlpTokenizer } from '../models/vlp/tokenizer';
 import { Progress } from '../progress';
@@ -153,6 +154,8 @@ export interface PrepareSplitRequest {
   minScore: number;
   maxImages?: number | null;
   batchSize: number;
+  /** Tokenize responses for a box-pointer explainer (pieces split at the boxes, citations kept). */
+  boxPointer: boolean;
 }
 
 /**
@@ -182,7 +185,10 @@ export async function prepareVlpSplit(req: PrepareSplitRequest): Promise<Prepare
     const hois = predicted
       ? predictedHoiSlots(predicted.get(rec.id) ?? [], rec, req.categories, req.verbs, req.minScore)
       : recordHoiSlots(rec, req.categories, req.verbs);
-    return { id: rec.id, instruction: req.tokenizer.encode(instruction), response: req.tokenizer.encode(response), hois, objects: recordObjects(rec, req.categories) };
+    const objects = recordObjects(rec, req.categories);
+    if (!req.boxPointer) return { id: rec.id, instruction: req.tokenizer.encode(instruction), response: req.tokenizer.encode(response), hois, objects };
+    const cited = citedResponse(req.tokenizer, response, objects);
+    return { id: rec.id, instruction: req.tokenizer.encode(instruction), response: cited.ids, citations: cited.citations, hois, objects };
   });
   return { records, examples, features };
 }
@@ -203,6 +209,7 @@ export function collateSpecOf(config: VlpModelConfig, tokenizer: VlpTokenizer, m
   return {
     numCategories: config.num_categories, numVerbs: config.num_verbs, maxHois: config.max_hois, instructionLength: config.instruction_length,
     maxResponseLength, padId: tokenizer.padId, bosId: tokenizer.bosId, eosId: tokenizer.eosId,
+    pointerVocab: config.box_pointer ? config.vocab_size : null,
   };
 }
 
@@ -224,7 +231,8 @@ export async function generateExplanations(
   let lossSum = 0, lossTokens = 0;
   try {
     for (let i = 0; i < source.numBatches; i++) {
-      const batch = source.batch(0, i);
+      const items = source.items(0, i);
+      const batch = collateVlpBatch(items, source.features.shape, source.spec);
       try {
         // mean loss x token count, so that batches weigh by their tokens
         const lossT = tf.tidy(() => {
@@ -240,8 +248,7 @@ export async function generateExplanations(
           seed: gen.seed, bosId: tokenizer.bosId, eosId: tokenizer.eosId, useCache: true,
         });
         ids.forEach((seq, b) => {
-          const end = seq.indexOf(tokenizer.eosId);
-          const text = tokenizer.decode(end >= 0 ? seq.slice(0, end) : seq, { skipSpecial: true }).trim();
+          const text = explanationText(tokenizer, seq, tokenizer.eosId, pointerSlotsOf(model.config, items[b].hois));
           explanations.push({ id: batch.ids[b], explanation: text, verdict: parseResponse(text, taxonomy).verdict });
         });
         progress?.tick(batch.ids.length);
@@ -320,7 +327,7 @@ export async function evaluateVlp(req: EvaluateVlpRequest): Promise<EvaluateVlpR
       checkExtractorFits(ex.run, extractorDir, run.categories, run.verbs);
       prepared = await prepareVlpSplit({
         data: req.data, split: req.split, extractor: ex.model, extractorRun: ex.run, tokenizer, categories: run.categories, verbs: run.verbs,
-        hoiSource, minScore: run.hoi_inputs.min_score, maxImages: req.maxImages, batchSize,
+        hoiSource, minScore: run.hoi_inputs.min_score, maxImages: req.maxImages, batchSize, boxPointer: model.config.box_pointer,
       });
     } finally {
       ex.model.dispose();

@@ -44,7 +44,7 @@ import {
 } from '../infer/manifest';
 import { log } from '../logger';
 import { PointHoiExtractor } from '../models/hoi/point_hoi';
-import type { VlpExplainer } from '../models/vlp/explainer';
+import { disposePrefixState, type PrefixState, type VlpExplainer } from '../models/vlp/explainer';
 import { VLP_ONNX_NAMES as N } from '../models/vlp/explainer_onnx';
 import { generate } from '../models/vlp/generate';
 import { mergeAllLora } from '../models/vlp/lora';
@@ -142,6 +142,8 @@ function sampleSlots(batch: number, maxHois: number, numCategories: number, numV
 interface Reference {
   prefixLogits: Float32Array;
   prefixKv: Array<{ key: Float32Array; value: Float32Array }>;
+  /** Box pointer: the prefix's pointer_embed / pointer_keys / pointer_bias; null without. */
+  prefixPointer: Record<string, Float32Array> | null;
   /** Tokens fed at step s (per row): <bos>, then tfjs's argmax of the previous step. */
   fed: number[][];
   stepLogits: Float32Array[];
@@ -171,15 +173,19 @@ function tfjsReference(vlp: LoadedVlp, extractor: PointHoiExtractor, sample: Exp
   const visual = explainerVisual(extractor, sample.data, sample.batch);
   const inputs = vlpInputsOf(visual, arrays);
   const caches = model.newCaches();
-  const V = model.config.vocab_size;
+  const V = model.numLogits;
+  let state: PrefixState | null = null;
   try {
-    const prefixLogits = readAndDispose(model.encodePrefix(inputs, caches));
+    state = model.encodePrefix(inputs, caches);
+    const prefixLogits = readAndDispose(state.logits);
+    const p = state.pointer;
+    const prefixPointer = p ? { [N.pointerEmbed]: Float32Array.from(p.embed.dataSync()), [N.pointerKeys]: Float32Array.from(p.keys.dataSync()), [N.pointerBias]: Float32Array.from(p.bias.dataSync()) } : null;
     const prefixKv = copyKv(model, caches);
-    const ref: Reference = { prefixLogits, prefixKv, fed: [], stepLogits: [], stepKv: [], greedy: [] };
+    const ref: Reference = { prefixLogits, prefixKv, prefixPointer, fed: [], stepLogits: [], stepKv: [], greedy: [] };
     let feed = new Array<number>(sample.batch).fill(e.special_tokens.bos);
     for (let s = 0; s < GREEDY_CHECK_STEPS; s++) {
       const tokens = tf.tensor2d(feed, [sample.batch, 1], 'int32');
-      const logits = readAndDispose(model.step(tokens, caches, e.prefix_length));
+      const logits = readAndDispose(model.step(tokens, caches, e.prefix_length, state.pointer));
       tokens.dispose();
       ref.fed.push(feed);
       ref.stepLogits.push(logits);
@@ -190,6 +196,7 @@ function tfjsReference(vlp: LoadedVlp, extractor: PointHoiExtractor, sample: Exp
     return ref;
   } finally {
     for (const c of caches) c.dispose();
+    if (state) disposePrefixState({ pointer: state.pointer });
     disposeVlpInputs(inputs);
     visual.dispose();
   }
@@ -307,6 +314,7 @@ export async function exportExplainer(vlpRun: string, staging: string, ctx: Expl
       max_hois: c.max_hois,
       hoi_min_score: vlp.run.hoi_inputs.min_score,
       box_encoding: c.box_encoding,
+      box_pointer: c.box_pointer,
       visual_shape: [hf, wf, cv],
       prefix_length: model.prefixLength(hf * wf),
       max_positions: c.max_positions,
@@ -346,16 +354,21 @@ export async function exportExplainer(vlpRun: string, staging: string, ctx: Expl
         const first = await runner.prefix(sample.data, arrays[k]);
         compare(prefixRows, VLP_PREFIX_ONNX_FILE, { ...where, output: N.logits }, first.logits, ref.prefixLogits, ctx.tolerance);
         comparePresents(prefixRows, VLP_PREFIX_ONNX_FILE, where, first.past, ref.prefixKv, ctx.tolerance);
+        for (const [name, want] of Object.entries(ref.prefixPointer ?? {})) {
+          const got = first.pointer?.[name === N.pointerEmbed ? 'embed' : name === N.pointerKeys ? 'keys' : 'bias'];
+          if (!got) throw new ExportError(`${VLP_PREFIX_ONNX_FILE}: output '${name}' missing`);
+          compare(prefixRows, VLP_PREFIX_ONNX_FILE, { ...where, output: name }, got.data as Float32Array, want, ctx.tolerance);
+        }
         let past = first.past;
         for (let s = 0; s < GREEDY_CHECK_STEPS; s++) {
-          const out = await runner.step(ref.fed[s], e.prefix_length + s, past);
+          const out = await runner.step(ref.fed[s], e.prefix_length + s, past, first.pointer);
           const at = `at step ${s + 1}`;
           compare(decoderRows, VLP_DECODER_ONNX_FILE, { ...where, output: N.logits, at }, out.logits, ref.stepLogits[s], ctx.tolerance);
           comparePresents(decoderRows, VLP_DECODER_ONNX_FILE, { ...where, at }, out.past, ref.stepKv[s], ctx.tolerance);
           past = out.past;
         }
         const ortTokens = await runner.generate(sample.data, arrays[k], { strategy: 'greedy', maxLength: GREEDY_CHECK_STEPS, bosId: tok.bosId, eosId: tok.eosId });
-        checkGreedy(sample, ref, ortTokens, c.vocab_size, tok.eosId, ctx.tolerance);
+        checkGreedy(sample, ref, ortTokens, model.numLogits, tok.eosId, ctx.tolerance);
         e.greedy_check.tokens.push(...ortTokens);
       }
     } finally {

@@ -18,16 +18,24 @@ import { createSearcher, type GenerateOptions } from '../models/vlp/search';
 import { VlpTokenizer } from '../models/vlp/tokenizer';
 import { oneLine } from './engines';
 import type { ExplainerInput, ExplanationEngine } from './explainer_hook';
-import { type ExplainerArrays, explainerArrays, explainerGenerateOptions, explainerSlots, explanationText } from './explainer_inputs';
+import { type ExplainerArrays, explainerArrays, explainerGenerateOptions, explainerSlots, explainerText } from './explainer_inputs';
 import { EXTRACTOR_INPUT_NAME, type ExplainerSection, type ExportManifest, VLP_DECODER_ONNX_FILE, VLP_PREFIX_ONNX_FILE } from './manifest';
 
 /** Past (or present) keys and values of every layer: [rows, heads, length, head_dim] each. */
 export type PastKv = Array<{ key: ort.Tensor; value: ort.Tensor }>;
 
-/** Logits [rows, V] of the last position and the k/v after it. */
+/** The box pointer's per-image tensors (box_pointer models): pointer_embed, pointer_keys [rows, 2M, C], pointer_bias [rows, 2M]. */
+export interface PointerFeeds {
+  embed: ort.Tensor;
+  keys: ort.Tensor;
+  bias: ort.Tensor;
+}
+
+/** Logits [rows, V (+ 2M)] of the last position and the k/v after it; the prefix graph also gives the pointer memory. */
 export interface StepOutput {
   logits: Float32Array;
   past: PastKv;
+  pointer: PointerFeeds | null;
 }
 
 function int64(data: Int32Array | readonly number[], dims: number[]): ort.Tensor {
@@ -63,6 +71,8 @@ export class OnnxVlpRunner {
     readonly layers: number,
     readonly vocab: number,
     readonly boxInputs: boolean,
+    /** The graphs carry the box pointer (prefix outputs / decoder inputs pointer_*). */
+    readonly boxPointer: boolean,
   ) {}
 
   /** Sessions over the two graphs; the layer count and box inputs are read from the graphs' names. */
@@ -83,12 +93,17 @@ export class OnnxVlpRunner {
     const decIn = [N.inputIds, N.positionIds, ...Array.from({ length: layers }, (_, i) => [N.pastKey(i), N.pastValue(i)]).flat()];
     const missing = decIn.filter((n) => !decoder.inputNames.includes(n));
     if (missing.length > 0) problems.push(`${decoderFile}: inputs ${missing.join(', ')} missing for ${layers} layers (has ${decoder.inputNames.join(', ')})`);
+    const pointerNames = [N.pointerEmbed, N.pointerKeys, N.pointerBias];
+    const boxPointer = prefix.outputNames.includes(N.pointerEmbed);
+    if (boxPointer && pointerNames.some((n) => !prefix.outputNames.includes(n) || !decoder.inputNames.includes(n))) {
+      problems.push(`${prefixFile} / ${decoderFile}: a box-pointer explainer needs outputs / inputs ${pointerNames.join(', ')} in both graphs`);
+    }
     if (problems.length > 0) {
       await prefix.release();
       await decoder.release();
       throw new DataError(problems.join('; '));
     }
-    return new OnnxVlpRunner(prefix, decoder, layers, vocab, prefix.inputNames.includes(N.hoiSubjectBox));
+    return new OnnxVlpRunner(prefix, decoder, layers, vocab, prefix.inputNames.includes(N.hoiSubjectBox), boxPointer);
   }
 
   /** Runs vlp_prefix: images [n, 3, S, S] (normalized like the extractor's input) + the slot/instruction arrays. */
@@ -107,11 +122,13 @@ export class OnnxVlpRunner {
       feeds[N.hoiSubjectBox] = new ort.Tensor('float32', a.hoiSubjectBox, [n, M, 4]);
       feeds[N.hoiObjectBox] = new ort.Tensor('float32', a.hoiObjectBox, [n, M, 4]);
     }
-    return this.collect(await this.prefixSession.run(feeds));
+    const out = await this.prefixSession.run(feeds);
+    const pointer = this.boxPointer ? { embed: out[N.pointerEmbed], keys: out[N.pointerKeys], bias: out[N.pointerBias] } : null;
+    return this.collect(out, pointer);
   }
 
-  /** Runs vlp_decoder: one token per row at `position` over `past`. */
-  async step(tokens: readonly number[], position: number, past: PastKv): Promise<StepOutput> {
+  /** Runs vlp_decoder: one token per row at `position` over `past` (and the prefix's pointer memory, rows like `past`). */
+  async step(tokens: readonly number[], position: number, past: PastKv, pointer: PointerFeeds | null = null): Promise<StepOutput> {
     const rows = tokens.length;
     const feeds: Record<string, ort.Tensor> = {
       [N.inputIds]: int64(tokens, [rows, 1]),
@@ -121,7 +138,13 @@ export class OnnxVlpRunner {
       feeds[N.pastKey(i)] = kv.key;
       feeds[N.pastValue(i)] = kv.value;
     });
-    return this.collect(await this.decoderSession.run(feeds));
+    if (this.boxPointer) {
+      if (!pointer) throw new DataError('vlp_decoder: a box-pointer explainer step needs the pointer memory of the prefix graph');
+      feeds[N.pointerEmbed] = pointer.embed;
+      feeds[N.pointerKeys] = pointer.keys;
+      feeds[N.pointerBias] = pointer.bias;
+    }
+    return this.collect(await this.decoderSession.run(feeds), pointer);
   }
 
   /**
@@ -129,20 +152,27 @@ export class OnnxVlpRunner {
    * tokens after <bos>, without <eos>.
    */
   async generate(images: Float32Array, a: ExplainerArrays, opts: GenerateOptions): Promise<number[][]> {
-    const searcher = createSearcher(opts, a.batch, this.vocab);
+    const searcher = createSearcher(opts, a.batch, this.logitsWidth(a.hoiSubject.length / a.batch));
     const first = await this.prefix(images, a);
     const prefixLength = first.past[0].key.dims[2];
     let past = first.past;
+    let pointer = first.pointer;
     let feed = searcher.rowBatch.map(() => opts.bosId);
     for (let position = prefixLength; ; position++) {
-      const out = await this.step(feed, position, past);
+      const out = await this.step(feed, position, past, pointer);
       const next = searcher.advance(out.logits);
       if (next === null) break;
       const identity = next.parents.length === feed.length && next.parents.every((p, i) => p === i);
       past = identity ? out.past : out.past.map((kv) => ({ key: gatherRows(kv.key, next.parents), value: gatherRows(kv.value, next.parents) }));
+      if (pointer && !identity) pointer = { embed: gatherRows(pointer.embed, next.parents), keys: gatherRows(pointer.keys, next.parents), bias: gatherRows(pointer.bias, next.parents) };
       feed = next.tokens;
     }
     return searcher.results();
+  }
+
+  /** Logits per row: the vocabulary, plus 2 pointer tokens per HOI slot for a box-pointer explainer. */
+  logitsWidth(slots: number): number {
+    return this.vocab + (this.boxPointer ? 2 * slots : 0);
   }
 
   async release(): Promise<void> {
@@ -150,14 +180,15 @@ export class OnnxVlpRunner {
     await this.decoderSession.release();
   }
 
-  private collect(out: ort.InferenceSession.OnnxValueMapType): StepOutput {
+  private collect(out: ort.InferenceSession.OnnxValueMapType, pointer: PointerFeeds | null): StepOutput {
     const logits = out[N.logits];
-    if (!logits || logits.dims[logits.dims.length - 1] !== this.vocab) {
-      throw new DataError(`explainer graph: logits [${logits?.dims ?? 'missing'}], expected [rows, ${this.vocab}] (the manifest's vocab_size)`);
+    const width = this.vocab + (pointer ? pointer.bias.dims[1] : 0);
+    if (!logits || logits.dims[logits.dims.length - 1] !== width) {
+      throw new DataError(`explainer graph: logits [${logits?.dims ?? 'missing'}], expected [rows, ${width}] (the manifest's vocab_size${pointer ? ' + 2 x HOI slots' : ''})`);
     }
     const past: PastKv = [];
     for (let i = 0; i < this.layers; i++) past.push({ key: out[N.presentKey(i)], value: out[N.presentValue(i)] });
-    return { logits: logits.data as Float32Array, past };
+    return { logits: logits.data as Float32Array, past, pointer };
   }
 }
 
@@ -188,7 +219,7 @@ export class OnnxExplanationEngine implements ExplanationEngine {
     const slots = explainerSlots(x.triplets, x.original, this.e, this.labels);
     const a = explainerArrays([slots], this.e, this.labels);
     const [ids] = await this.runner.generate(x.input, a, explainerGenerateOptions(this.e));
-    return explanationText(this.tokenizer, ids, this.e.special_tokens.eos);
+    return explainerText(this.tokenizer, ids, this.e, slots);
   }
 
   async dispose(): Promise<void> {

@@ -20,7 +20,7 @@ import type { VlpTokenizer } from '../models/vlp/tokenizer';
 import { MODEL_FILE } from '../train/checkpoint';
 import { sha256File } from './engines';
 import type { ExplainerInput, ExplanationEngine } from './explainer_hook';
-import { type ExplainerArrays, explainerArrays, explainerGenerateOptions, explainerSlots, explanationText } from './explainer_inputs';
+import { type ExplainerArrays, explainerArrays, explainerGenerateOptions, explainerSlots, explainerText } from './explainer_inputs';
 import type { ExplainerSection, ExportManifest } from './manifest';
 
 /** Backbone C5 of a batch of extractor inputs: images [n, 3, S, S] NCHW -> [n, h, w, C] NHWC. */
@@ -99,7 +99,7 @@ export class TfjsExplanationEngine implements ExplanationEngine {
     const inputs = vlpInputsOf(visual, a);
     try {
       const [ids] = generate(this.model, inputs, { ...explainerGenerateOptions(this.e), useCache: true });
-      return explanationText(this.tokenizer, ids, this.e.special_tokens.eos);
+      return explainerText(this.tokenizer, ids, this.e, slots);
     } finally {
       disposeVlpInputs(inputs);
       visual.dispose();

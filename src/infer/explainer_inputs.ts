@@ -14,6 +14,7 @@
 import type { OriginalInfo } from '../data/loader';
 import { type HoiSlot, type PrefixArrays, predictedHoiSlots } from '../data/vlp_batches';
 import type { AnnotatedTriplet } from '../models/hoi/decode';
+import { explanationText, pointerSlotsOf } from '../models/vlp/pointer';
 import type { GenerateOptions } from '../models/vlp/search';
 import type { VlpTokenizer } from '../models/vlp/tokenizer';
 import type { ExplainerSection } from './manifest';
@@ -89,8 +90,7 @@ export function explainerGenerateOptions(e: ExplainerSection): GenerateOptions {
   };
 }
 
-/** Generated ids (after <bos>, without <eos>) -> text, as `eval vlp` decodes them. */
-export function explanationText(tokenizer: VlpTokenizer, ids: readonly number[], eosId: number): string {
-  const end = ids.indexOf(eosId);
-  return tokenizer.decode(end >= 0 ? ids.slice(0, end) : ids, { skipSpecial: true }).trim();
+/** Generated ids (after <bos>) -> text, as `eval vlp` decodes them (pointer tokens as the image's slot boxes). */
+export function explainerText(tokenizer: VlpTokenizer, ids: readonly number[], e: ExplainerSection, slots: readonly HoiSlot[]): string {
+  return explanationText(tokenizer, ids, e.special_tokens.eos, pointerSlotsOf({ box_pointer: e.box_pointer, vocab_size: e.vocab_size, max_hois: e.max_hois }, slots));
 }

@@ -109,6 +109,11 @@ const ExplainerSectionSchema = z
     hoi_min_score: z.number().min(0).max(1),
     /** Whether vlp_prefix takes the hoi_*_box inputs (boxes normalized by the image's own width / height). */
     box_encoding: z.boolean(),
+    /**
+     * Box pointer: logits are [vocab_size | 2 x max_hois pointer tokens]; id vocab_size + 2m (+1)
+     * is written as slot m's subject (object) box (models/vlp/pointer.ts). Absent in older exports.
+     */
+    box_pointer: z.boolean().default(false),
     /** Backbone C5 grid [h, w, c] of the model input: h * w visual tokens. */
     visual_shape: z.tuple([z.number().int().positive(), z.number().int().positive(), z.number().int().positive()]),
     /** Prefix positions P = h w + max_hois + instruction_length; <bos> is fed at position P. */

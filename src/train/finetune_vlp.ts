@@ -90,7 +90,7 @@ export async function finetuneVlp(req: FinetuneVlpRequest): Promise<FinetuneSumm
     checkExtractorFits(extractor.run, req.extractor, categories, verbs);
     const common = {
       data: req.data, extractor: extractor.model, extractorRun: extractor.run, tokenizer, categories, verbs,
-      hoiSource: cfg.hoi_inputs.source, minScore: cfg.hoi_inputs.min_score, batchSize: 16,
+      hoiSource: cfg.hoi_inputs.source, minScore: cfg.hoi_inputs.min_score, batchSize: 16, boxPointer: cfg.model.box_pointer,
     };
     log.info(`computing visual features of the train and ${evalSplit} images with ${extractor.dir}`);
     train = await prepareVlpSplit({ ...common, split: 'train' });

@@ -15,7 +15,7 @@ import { DataError } from '../../src/errors';
 
 const CATEGORIES = ['person', 'knife', 'cup'];
 const VERBS = ['hold', 'stab'];
-const SPEC: CollateSpec = { numCategories: 3, numVerbs: 2, maxHois: 3, instructionLength: 5, maxResponseLength: 6, padId: 0, bosId: 1, eosId: 2 };
+const SPEC: CollateSpec = { numCategories: 3, numVerbs: 2, maxHois: 3, instructionLength: 5, maxResponseLength: 6, padId: 0, bosId: 1, eosId: 2, pointerVocab: null };
 
 const RECORD: HoiRecord = {
   id: 'r1', image: 'images/r1.png', width: 200, height: 100,

@@ -43,6 +43,13 @@ export const VlpModelConfigSchema = z
     box_encoding: z.boolean().default(true),
     /** Frequencies F of the box encoding: sin/cos(2^k pi c), k < F, per coordinate c. */
     box_frequencies: posInt().max(16).default(8),
+    /**
+     * Cite boxes by pointing (a copy head): besides the V vocabulary logits the decoder scores
+     * 2 * max_hois pointer tokens, id V + 2m = "the subject box of HOI slot m", V + 2m + 1 = "its
+     * object box", and the detokenizer writes that slot's box. false: boxes are generated digit by
+     * digit from the vocabulary.
+     */
+    box_pointer: z.boolean().default(false),
     /** LM head = wte.weight transposed (GPT-2); false: a separate `lm_head` Linear without bias. */
     tie_embeddings: z.boolean().default(true),
   })
@@ -73,6 +80,11 @@ export function parseVlpModelConfig(raw: unknown, where = 'model'): VlpModelConf
   }
   checkVlpModelConfig(r.data, where);
   return r.data;
+}
+
+/** Logits per position: the vocabulary, plus 2 pointer tokens per HOI slot with box_pointer. */
+export function numLogits(c: VlpModelConfig, slots = c.max_hois): number {
+  return c.vocab_size + (c.box_pointer ? 2 * slots : 0);
 }
 
 /** MLP hidden width after defaults. */

@@ -13,14 +13,19 @@
  *   hoi_object_box    float32 [batch, hois, 4]            (only with box_encoding)
  *   instruction       int64   [batch, instruction]        left-padded instruction tokens
  *   -> logits             float32 [batch, vocab]          at the last prefix position
+ *                                 ([batch, vocab + 2 hois] with box_pointer)
  *      present_key_i      float32 [batch, heads, prefix, head_dim]   for i < layers
  *      present_value_i    float32 [batch, heads, prefix, head_dim]
+ *      pointer_embed      float32 [batch, 2 hois, dim]    (only with box_pointer)
+ *      pointer_keys       float32 [batch, 2 hois, dim]    (only with box_pointer)
+ *      pointer_bias       float32 [batch, 2 hois]         (only with box_pointer: 0, or -1e9 for padding)
  * `vlp_decoder` (one decoding step):
  *   input_ids         int64   [batch, 1]                  the token at the current position
  *   position_ids      int64   [batch, 1]                  its absolute position (= past length)
  *   past_key_i        float32 [batch, heads, past, head_dim]
  *   past_value_i      float32 [batch, heads, past, head_dim]
- *   -> logits [batch, vocab], present_key_i / present_value_i [batch, heads, past + 1, head_dim]
+ *   pointer_embed, pointer_keys, pointer_bias              the prefix's (only with box_pointer)
+ *   -> logits [batch, vocab (+ 2 hois)], present_key_i / present_value_i [batch, heads, past + 1, head_dim]
  * Batch, grid size, number of HOI slots, instruction and cache lengths are all dynamic.
  */
 import { tf } from '../../backend/tf';
@@ -45,7 +50,17 @@ export const VLP_ONNX_NAMES = {
   pastValue: (layer: number): string => `past_value_${layer}`,
   presentKey: (layer: number): string => `present_key_${layer}`,
   presentValue: (layer: number): string => `present_value_${layer}`,
+  pointerEmbed: 'pointer_embed',
+  pointerKeys: 'pointer_keys',
+  pointerBias: 'pointer_bias',
 } as const;
+
+/** The box pointer's per-image values (PointerMemory of explainer.ts) as ONNX value names. */
+export interface OnnxPointerMemory {
+  embed: string;
+  keys: string;
+  bias: string;
+}
 
 /** Input value names of the prefix graph (box inputs only with box_encoding). */
 export interface VlpPrefixOnnxInputs {
@@ -83,26 +98,38 @@ export function declareVlpPrefixInputs(g: OnnxGraph, c: VlpModelConfig): VlpPref
   return io;
 }
 
-/** Declares the decoder-step graph's inputs: token, position and the past k/v of every layer. */
-export function declareVlpDecoderInputs(g: OnnxGraph, c: VlpModelConfig): { inputIds: string; positionIds: string; past: Array<{ key: string; value: string }> } {
+/** Declares the decoder-step graph's inputs: token, position, the past k/v of every layer (and the pointer memory). */
+export function declareVlpDecoderInputs(g: OnnxGraph, c: VlpModelConfig): {
+  inputIds: string; positionIds: string; past: Array<{ key: string; value: string }>; pointer: OnnxPointerMemory | null;
+} {
   const n = VLP_ONNX_NAMES;
   const kv: Dim[] = ['batch', c.heads, 'past', c.dim / c.heads];
   const past: Array<{ key: string; value: string }> = [];
   const inputIds = g.input(n.inputIds, ['batch', 1], 'int64');
   const positionIds = g.input(n.positionIds, ['batch', 1], 'int64');
   for (let i = 0; i < c.layers; i++) past.push({ key: g.input(n.pastKey(i), kv), value: g.input(n.pastValue(i), kv) });
-  return { inputIds, positionIds, past };
+  const pointer = c.box_pointer
+    ? { embed: g.input(n.pointerEmbed, ['batch', 'pointers', c.dim]), keys: g.input(n.pointerKeys, ['batch', 'pointers', c.dim]), bias: g.input(n.pointerBias, ['batch', 'pointers']) }
+    : null;
+  return { inputIds, positionIds, past, pointer };
 }
 
-/** Declares logits [batch, vocab] and the presents of every layer as graph outputs. */
-export function declareVlpOutputs(g: OnnxGraph, c: VlpModelConfig, logits: string, presents: Array<{ key: string; value: string }>, cacheDim: string): void {
+/** Declares logits [batch, vocab (+ pointers)], the presents of every layer and (prefix graph) the pointer memory as graph outputs. */
+export function declareVlpOutputs(
+  g: OnnxGraph, c: VlpModelConfig, logits: string, presents: Array<{ key: string; value: string }>, cacheDim: string, pointer: OnnxPointerMemory | null,
+): void {
   const n = VLP_ONNX_NAMES;
   const kv: Dim[] = ['batch', c.heads, cacheDim, c.dim / c.heads];
-  g.output(n.logits, ['batch', c.vocab_size], 'float32', { from: logits });
+  g.output(n.logits, ['batch', c.box_pointer ? 'vocab_and_pointers' : c.vocab_size], 'float32', { from: logits });
   presents.forEach((p, i) => {
     g.output(n.presentKey(i), kv, 'float32', { from: p.key });
     g.output(n.presentValue(i), kv, 'float32', { from: p.value });
   });
+  if (pointer) {
+    g.output(n.pointerEmbed, ['batch', 'pointers', c.dim], 'float32', { from: pointer.embed });
+    g.output(n.pointerKeys, ['batch', 'pointers', c.dim], 'float32', { from: pointer.keys });
+    g.output(n.pointerBias, ['batch', 'pointers'], 'float32', { from: pointer.bias });
+  }
 }
 
 /** A feed array for ONNX Runtime: float32 or int64 data with dims. */

@@ -14,7 +14,7 @@
 import { tf } from '../../backend/tf';
 import type { KVCache } from '../nn/attention';
 import { assertShape } from '../nn/module';
-import type { VlpExplainer, VlpInputs } from './explainer';
+import { disposePrefixState, type PointerMemory, type VlpExplainer, type VlpInputs } from './explainer';
 import { GenerateOptions, Searcher, createSearcher, resolveGenerateOptions } from './search';
 
 export type { GenerateOptions } from './search';
@@ -22,12 +22,12 @@ export type { GenerateOptions } from './search';
 /** Per batch row, the generated tokens after <bos>, excluding <eos>. */
 export function generate(model: VlpExplainer, inputs: VlpInputs, opts: GenerateOptions): number[][] {
   const c = model.config;
-  const o = resolveGenerateOptions(opts, c.vocab_size);
+  const o = resolveGenerateOptions(opts, model.numLogits);
   const [batch, hf, wf] = inputs.visual.shape;
   const prefixLen = model.prefixLength(hf * wf);
   assertShape(prefixLen + o.maxLength <= c.max_positions,
     () => `generate: prefix ${prefixLen} + maxLength ${o.maxLength} positions exceed model.max_positions ${c.max_positions}`);
-  const searcher = createSearcher(o, batch, c.vocab_size);
+  const searcher = createSearcher(o, batch, model.numLogits);
   const wasTraining = model.training;
   model.eval();
   try {
@@ -41,19 +41,34 @@ export function generate(model: VlpExplainer, inputs: VlpInputs, opts: GenerateO
 
 function decodeCached(model: VlpExplainer, inputs: VlpInputs, searcher: Searcher, prefixLen: number, bosId: number): void {
   const caches = model.newCaches();
+  const state: { pointer: PointerMemory | null } = { pointer: null };
   try {
-    tf.dispose(model.encodePrefix(inputs, caches));
+    const first = model.encodePrefix(inputs, caches);
+    first.logits.dispose();
+    state.pointer = first.pointer;
     let feed = searcher.rowBatch.map(() => bosId);
     for (;;) {
-      const logits = readLogits(() => model.step(tf.tensor2d(feed, [feed.length, 1], 'int32'), caches, prefixLen));
+      const logits = readLogits(() => model.step(tf.tensor2d(feed, [feed.length, 1], 'int32'), caches, prefixLen, state.pointer));
       const next = searcher.advance(logits);
       if (next === null) return;
       reorderCaches(caches, next.parents);
+      state.pointer = reorderPointer(state.pointer, next.parents);
       feed = next.tokens;
     }
   } finally {
     for (const k of caches) k.dispose();
+    disposePrefixState(state);
   }
+}
+
+/** The pointer memory's rows by `parents` (the old tensors disposed; the same object when it is the identity). */
+function reorderPointer(p: PointerMemory | null, parents: number[]): PointerMemory | null {
+  if (!p || (parents.length === p.bias.shape[0] && parents.every((q, i) => q === i))) return p;
+  const idx = tf.tensor1d(parents, 'int32');
+  const next = { embed: tf.gather(p.embed, idx, 0), keys: tf.gather(p.keys, idx, 0), bias: tf.gather(p.bias, idx, 0) };
+  idx.dispose();
+  disposePrefixState({ pointer: p });
+  return next;
 }
 
 function decodeUncached(model: VlpExplainer, inputs: VlpInputs, searcher: Searcher, bosId: number): void {

@@ -9,7 +9,7 @@ import { initBackend, tf } from '../../../src/backend';
 import { ConfigError, ShapeError } from '../../../src/errors';
 import { parseVlpModelConfig } from '../../../src/models/vlp/config';
 import { boxFourier, sine2d } from '../../../src/models/vlp/encodings';
-import { VlpExplainer, VlpInputs, responseLoss } from '../../../src/models/vlp/explainer';
+import { disposePrefixState, VlpExplainer, VlpInputs, responseLoss } from '../../../src/models/vlp/explainer';
 import { restoreBackendAfter } from '../../backend/helpers';
 import { maxAbsDiff } from '../nn/parity_helpers';
 import { disposeInputs, makeInputs, makeResponse, sharpen, tinyConfig } from './explainer_helpers';
@@ -152,33 +152,42 @@ describe('VLP explainer (tfjs)', function () {
     m.dispose();
   });
 
-  it('encodePrefix + step with KV caches equals the teacher-forcing forward', () => {
-    const c = tinyConfig({ tie_embeddings: false });
+  for (const boxPointer of [false, true]) {
+  it(`encodePrefix + step with KV caches equals the teacher-forcing forward${boxPointer ? ' (box pointer, pointer tokens fed back)' : ''}`, () => {
+    const c = tinyConfig({ tie_embeddings: false, box_pointer: boxPointer });
     const m = new VlpExplainer(c, { seed: 6 }).eval();
     sharpen(m, 7);
     const inputs = makeInputs(c, 3, 8, [3, 2]);
     const T = 6;
     const resp = makeResponse(c, 3, T, 9);
-    const full = values(m.forward(inputs, resp)); // [3, T, V]
+    const full = values(m.forward(inputs, resp)); // [3, T, V (+ 2M)]
     const before = tf.memory().numTensors;
     const caches = m.newCaches();
     const P = m.prefixLength(6);
     assert.equal(P, 6 + 3 + 4);
-    const prefixLogits = m.encodePrefix(inputs, caches);
-    assert.deepEqual(prefixLogits.shape, [3, 17]);
-    prefixLogits.dispose();
+    const V = m.numLogits;
+    assert.equal(V, boxPointer ? 17 + 6 : 17);
+    const state = m.encodePrefix(inputs, caches);
+    assert.deepEqual(state.logits.shape, [3, V]);
+    assert.equal(state.pointer === null, !boxPointer);
+    if (state.pointer) {
+      // row 0's last slot is padding: its two pointer tokens are ruled out
+      assert.deepEqual(Array.from(state.pointer.bias.dataSync()).slice(0, 6).map((v) => v + 0), [0, 0, 0, 0, -1e9, -1e9]);
+      assert.ok(values(state.logits.slice([0, 21], [1, 2])).every((v) => v < -1e8));
+    }
+    state.logits.dispose();
     assert.equal(caches[0].length, P);
     let worst = 0;
-    const V = c.vocab_size;
     for (let t = 0; t < T; t++) {
       const tok = resp.slice([0, t], [3, 1]);
-      const step = values(m.step(tok, caches, P));
+      const step = values(m.step(tok, caches, P, state.pointer));
       tok.dispose();
       for (let b = 0; b < 3; b++) worst = Math.max(worst, maxAbsDiff(step.subarray(b * V, (b + 1) * V), at(full, [3, T, V], b, t)));
     }
     assert.equal(caches[1].length, P + T);
     assert.ok(worst < 1e-5, `cached steps differ from forward by ${worst}`);
     caches.forEach((k) => k.dispose());
+    disposePrefixState({ pointer: state.pointer });
     assert.equal(tf.memory().numTensors, before, 'no tensors left behind by prefix + steps');
     // Misuse is a ShapeError that says what to do.
     const empty = m.newCaches();
@@ -188,6 +197,7 @@ describe('VLP explainer (tfjs)', function () {
     disposeInputs(inputs);
     m.dispose();
   });
+  }
 
   it('box encoding: boxes change the output; with box_encoding false they are ignored', () => {
     for (const boxEncoding of [true, false]) {
@@ -206,9 +216,10 @@ describe('VLP explainer (tfjs)', function () {
     }
   });
 
-  it('gradients reach every trainable parameter (tied and untied head, dropout on)', () => {
+  it('gradients reach every trainable parameter (tied and untied head, dropout on; box pointer with the tied head)', () => {
     for (const tie of [true, false]) {
-      const c = tinyConfig({ tie_embeddings: tie, dropout: 0.1 });
+      // the tied variant also carries the box pointer: its response has pointer tokens in and out
+      const c = tinyConfig({ tie_embeddings: tie, dropout: 0.1, box_pointer: tie });
       const m = new VlpExplainer(c, { seed: 14 }).train();
       const inputs = makeInputs(c, 2, 15);
       const resp = makeResponse(c, 2, 5, 16);
@@ -219,6 +230,7 @@ describe('VLP explainer (tfjs)', function () {
       assert.ok(Number.isFinite(value.dataSync()[0]));
       const byVar = new Map([...m.namedParameters()].map(([k, v]) => [v.name, k]));
       assert.equal(Object.keys(grads).length, m.trainableVariables().length);
+      if (tie) assert.ok([...byVar.values()].includes('pointer_key.weight') && [...byVar.values()].includes('pointer_embed.weight'));
       for (const [vname, g] of Object.entries(grads)) {
         const norm = tf.tidy(() => tf.sum(tf.abs(g)).dataSync()[0]);
         assert.ok(norm > 0, `no gradient reaches ${byVar.get(vname)} (tie ${tie})`);

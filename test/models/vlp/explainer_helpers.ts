@@ -76,10 +76,19 @@ export function sharpen(model: VlpExplainer, seed: number, std = 0.4): void {
   }
 }
 
-/** Random response ids [B, T] starting with <bos>, tokens in [3, V). */
+/**
+ * Random response ids [B, T] starting with <bos>, tokens in [3, V); with box_pointer every third
+ * token is a pointer token of a real slot (slots below max_hois - 1: row 0's last slot is padding).
+ */
 export function makeResponse(c: VlpModelConfig, batch: number, length: number, seed: number): tf.Tensor2D {
   const rng = new Rng(seed, 'vlp-response');
   const ids: number[] = [];
-  for (let b = 0; b < batch; b++) for (let t = 0; t < length; t++) ids.push(t === 0 ? BOS : rng.int(3, c.vocab_size - 1));
+  for (let b = 0; b < batch; b++) {
+    for (let t = 0; t < length; t++) {
+      if (t === 0) ids.push(BOS);
+      else if (c.box_pointer && t % 3 === 2) ids.push(c.vocab_size + rng.int(0, 2 * (c.max_hois - 1) - 1));
+      else ids.push(rng.int(3, c.vocab_size - 1));
+    }
+  }
   return tf.tensor2d(ids, [batch, length], 'int32');
 }

@@ -10,7 +10,7 @@ import * as ort from 'onnxruntime-node';
 import { initBackend, tf } from '../../../src/backend';
 import { OnnxGraph } from '../../../src/export/onnx_graph';
 import { VlpModelConfig } from '../../../src/models/vlp/config';
-import { VlpExplainer, VlpInputs } from '../../../src/models/vlp/explainer';
+import { disposePrefixState, VlpExplainer, VlpInputs } from '../../../src/models/vlp/explainer';
 import { VLP_ONNX_NAMES as N, VlpFeedArray, declareVlpPrefixInputs, vlpPrefixFeeds, vlpPrefixInputNames } from '../../../src/models/vlp/explainer_onnx';
 import { generate } from '../../../src/models/vlp/generate';
 import { argmax } from '../../../src/models/vlp/search';
@@ -66,9 +66,20 @@ async function checkGenerationGraphs(c: VlpModelConfig, m: VlpExplainer, inputs:
     const P = m.prefixLength(inputs.visual.shape[1] * inputs.visual.shape[2]);
     const caches = m.newCaches();
     const enc = await sp.run(vlpPrefixFeeds(c, inputs));
-    const tfLogits = values(m.encodePrefix(inputs, caches));
-    assert.deepEqual(enc[N.logits].dims, [batch, c.vocab_size]);
+    const state = m.encodePrefix(inputs, caches);
+    const tfLogits = values(state.logits);
+    const V = m.numLogits;
+    assert.deepEqual(enc[N.logits].dims, [batch, V]);
     let worst = maxAbsDiff(enc[N.logits].data, tfLogits);
+    const pointerFeeds: Record<string, VlpFeedArray> = {};
+    if (state.pointer) {
+      const p = state.pointer;
+      for (const [name, t] of [[N.pointerEmbed, p.embed], [N.pointerKeys, p.keys], [N.pointerBias, p.bias]] as const) {
+        assert.deepEqual(enc[name].dims, t.shape);
+        worst = Math.max(worst, maxAbsDiff(enc[name].data, t.dataSync()));
+        pointerFeeds[name] = enc[name];
+      }
+    }
     const dH = c.dim / c.heads;
     let past: Record<string, VlpFeedArray> = {};
     for (let i = 0; i < c.layers; i++) {
@@ -87,9 +98,10 @@ async function checkGenerationGraphs(c: VlpModelConfig, m: VlpExplainer, inputs:
         [N.inputIds]: { data: BigInt64Array.from(feed, BigInt), dims: [batch, 1] },
         [N.positionIds]: { data: new BigInt64Array(batch).fill(BigInt(position)), dims: [batch, 1] },
         ...past,
+        ...pointerFeeds,
       });
       const tok = tf.tensor2d(feed, [batch, 1], 'int32');
-      const tfStep = values(m.step(tok, caches, P));
+      const tfStep = values(m.step(tok, caches, P, state.pointer));
       tok.dispose();
       worst = Math.max(worst, maxAbsDiff(out[N.logits].data, tfStep));
       past = {};
@@ -99,10 +111,11 @@ async function checkGenerationGraphs(c: VlpModelConfig, m: VlpExplainer, inputs:
         past[N.pastKey(i)] = out[N.presentKey(i)];
         past[N.pastValue(i)] = out[N.presentValue(i)];
       }
-      feed = Array.from({ length: batch }, (_, b) => argmax(out[N.logits].data.subarray(b * c.vocab_size, (b + 1) * c.vocab_size)));
+      feed = Array.from({ length: batch }, (_, b) => argmax(out[N.logits].data.subarray(b * V, (b + 1) * V)));
       feed.forEach((t, b) => ortTokens[b].push(t));
     }
     caches.forEach((k) => k.dispose());
+    disposePrefixState({ pointer: state.pointer });
     // The same tokens as tfjs greedy generation (cut at <eos>, which ends a tfjs row).
     const tfTokens = generate(m, inputs, { strategy: 'greedy', maxLength: 3, bosId: BOS, eosId: EOS });
     const cut = ortTokens.map((r) => (r.includes(EOS) ? r.slice(0, r.indexOf(EOS)) : r));
@@ -147,20 +160,38 @@ describe('VLP explainer ONNX export (onnxruntime-node)', function () {
     m.dispose();
   });
 
-  it('teacher-forcing graph (toOnnx) matches forward', async () => {
-    const c = tinyConfig();
+  it('box pointer: prefix outputs and decoder inputs pointer_*, same parity with pointer tokens chosen greedily', async () => {
+    const c = tinyConfig({ box_pointer: true });
+    const m = new VlpExplainer(c, { seed: 71 }).eval();
+    sharpen(m, 72);
+    // make pointer tokens win the greedy steps, so that the decoder embeds them too
+    const key = m.namedParameters().get('pointer_key.weight')!;
+    tf.tidy(() => key.assign(tf.mul(key, 3)));
+    const inputs = makeInputs(c, 2, 73);
+    const worst = await checkGenerationGraphs(c, m, inputs, 'prefix + 3 decoder steps (box pointer)');
+    assert.ok(worst <= TOL, `${worst}`);
+    const tokens = generate(m, inputs, { strategy: 'greedy', maxLength: 3, bosId: BOS, eosId: EOS });
+    assert.ok(tokens.flat().some((t) => t >= c.vocab_size), `no pointer token chosen: ${JSON.stringify(tokens)}`);
+    assert.ok(!tokens[0].some((t) => t === c.vocab_size + 4 || t === c.vocab_size + 5), 'row 0 points at its padding slot');
+    disposeInputs(inputs);
+    m.dispose();
+  });
+
+  for (const boxPointer of [false, true]) {
+  it(`teacher-forcing graph (toOnnx) matches forward${boxPointer ? ' (box pointer)' : ''}`, async () => {
+    const c = tinyConfig({ box_pointer: boxPointer });
     const m = new VlpExplainer(c, { seed: 61 }).eval();
     sharpen(m, 62);
     const g = new OnnxGraph('vlp_forward');
     const io = declareVlpPrefixInputs(g, c);
     const resp = g.input('response_ids', ['batch', 'response'], 'int64');
-    g.output('logits', ['batch', 'response', c.vocab_size], 'float32', { from: m.toOnnx(g, io, resp) });
+    g.output('logits', ['batch', 'response', m.numLogits], 'float32', { from: m.toOnnx(g, io, resp) });
     const s = await session(g.toModelProto());
     try {
       const inputs = makeInputs(c, 2, 63, [2, 2]);
       const response = makeResponse(c, 2, 5, 64);
       const out = await s.run({ ...vlpPrefixFeeds(c, inputs), response_ids: feedInt64(response) as VlpFeedArray });
-      assert.deepEqual(out.logits.dims, [2, 5, c.vocab_size]);
+      assert.deepEqual(out.logits.dims, [2, 5, m.numLogits]);
       const diff = record('teacher forcing (toOnnx vs forward)', maxAbsDiff(out.logits.data, values(m.forward(inputs, response))));
       assert.ok(diff <= TOL, `${diff}`);
       response.dispose();
@@ -170,6 +201,7 @@ describe('VLP explainer ONNX export (onnxruntime-node)', function () {
     }
     m.dispose();
   });
+  }
 
   after(() => {
     const rows = [...parityRecord].map(([k, v]) => `    ${k.padEnd(56)} ${v.toExponential(2)}`);
