@@ -56,6 +56,7 @@ describe('export/export_explainer (export onnx --vlp)', function () {
     assert.equal(e.max_hois, 3);
     assert.equal(e.hoi_min_score, 0);
     assert.equal(e.box_encoding, true);
+    assert.equal(e.box_pointer, true);
     assert.deepEqual(e.visual_shape, [2, 2, c.visual_channels]);
     assert.equal(e.prefix_length, 4 + 3 + 24);
     assert.deepEqual(e.special_tokens, { pad: 0, bos: 1, eos: 2 });
@@ -72,12 +73,13 @@ describe('export/export_explainer (export onnx --vlp)', function () {
     assert.deepEqual(p.inputs.map((i) => i.name), ['image', 'hoi_subject', 'hoi_verb', 'hoi_object', 'hoi_subject_box', 'hoi_object_box', 'instruction']);
     assert.deepEqual(p.inputs[0], { name: 'image', shape: ['batch', 3, 64, 64], dtype: 'float32', layout: 'NCHW' });
     assert.deepEqual(p.inputs[1], { name: 'hoi_subject', shape: ['batch', 'hois'], dtype: 'int64' });
-    assert.deepEqual(p.outputs.map((o) => o.name), ['logits', 'present_key_0', 'present_value_0', 'present_key_1', 'present_value_1']);
-    assert.deepEqual(d.inputs.map((i) => i.name), ['input_ids', 'position_ids', 'past_key_0', 'past_value_0', 'past_key_1', 'past_value_1']);
+    const pointers = ['pointer_embed', 'pointer_keys', 'pointer_bias'];
+    assert.deepEqual(p.outputs.map((o) => o.name), ['logits', 'present_key_0', 'present_value_0', 'present_key_1', 'present_value_1', ...pointers]);
+    assert.deepEqual(d.inputs.map((i) => i.name), ['input_ids', 'position_ids', 'past_key_0', 'past_value_0', 'past_key_1', 'past_value_1', ...pointers]);
     assert.deepEqual(d.outputs[1].shape, ['batch', 2, 'total', 8]);
-    // parity: both samples at batch 2, logits + 4 presents each, all within tolerance
+    // parity: both samples at batch 2, logits + 4 presents each (+ the 3 pointer outputs of the prefix), all within tolerance
     for (const entry of [p, d]) {
-      assert.equal(entry.parity.length, 2 * 5, JSON.stringify(entry.parity));
+      assert.equal(entry.parity.length, 2 * (entry === p ? 8 : 5), JSON.stringify(entry.parity));
       assert.deepEqual([...new Set(entry.parity.map((r) => `${r.input}/${r.batch}`))], ['random/2', 'images/2']);
       assert.ok(entry.parity.every((r) => Number.isFinite(r.max_abs_diff) && r.max_abs_diff <= PARITY_TOLERANCE), JSON.stringify(entry.parity));
       assert.equal(entry.max_abs_diff, Math.max(...entry.parity.map((r) => r.max_abs_diff)));
@@ -121,10 +123,13 @@ describe('export/export_explainer (export onnx --vlp)', function () {
   });
 
   it('LoRA adapters are merged before export; the graphs carry no adapter weights and still match', async () => {
-    const loraRun = writeTinyVlpRun(fx, { name: 'vlp-lora-run', lora: { rank: 2, alpha: 4 } });
+    // also the explainer that spells box digits (no box pointer): its graphs have no pointer_* values
+    const loraRun = writeTinyVlpRun(fx, { name: 'vlp-lora-run', lora: { rank: 2, alpha: 4 }, boxPointer: false });
     const loraOut = path.join(fx.root, 'export-vlp-lora');
     const r = await exportModels({ extractor: fx.run, vlp: loraRun, out: loraOut });
     const e = r.manifest.explainer!;
+    assert.equal(e.box_pointer, false);
+    assert.ok(!r.manifest.models.vlp_prefix!.outputs.some((o) => o.name.startsWith('pointer_')));
     assert.deepEqual(e.merged_lora, [0, 1].flatMap((i) => ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj'].map((l) => `h.${i}.${l}`)));
     for (const f of ['vlp_prefix.onnx', 'vlp_decoder.onnx']) {
       const names = decodeModel(fs.readFileSync(path.join(loraOut, f))).graph!.initializer!.map((t) => t.name!);

@@ -28,6 +28,8 @@ export interface TinyVlpOptions {
   strategy?: 'greedy' | 'beam' | 'top_p';
   maxLength?: number;
   seed?: number;
+  /** Cite boxes with pointer tokens (default true, as configs/vlp/tiny.yaml); false: digits. */
+  boxPointer?: boolean;
 }
 
 /** Writes the run into `<fx.root>/<name>` and returns its folder. */
@@ -44,7 +46,7 @@ export function writeTinyVlpRun(fx: TinyRun, opts: TinyVlpOptions): string {
   const texts = readSplit(fx.data, 'train').flatMap((r) => Object.values(recordTexts(r)));
   const tokenizer = trainTokenizer(texts, { vocabSize: 400 });
   const cfg = VlpConfigSchema.parse({
-    model: { dim: 16, layers: 2, heads: 2, dropout: 0, max_positions: 64, max_hois: 3, instruction_length: 24, box_frequencies: 3 },
+    model: { dim: 16, layers: 2, heads: 2, dropout: 0, max_positions: 64, max_hois: 3, instruction_length: 24, box_frequencies: 3, box_pointer: opts.boxPointer ?? true },
     hoi_inputs: { min_score: 0 },
     generate: { strategy: opts.strategy ?? 'greedy', max_length: opts.maxLength ?? 12, beam_size: 3 },
     train: { seed: opts.seed ?? 3 },
