@@ -48,7 +48,7 @@ export const QuickstartConfigSchema = z
     vlp: z
       .object({
         config: ConfigPath.default('configs/vlp/tiny.yaml'),
-        steps: z.number().int().positive().default(300),
+        steps: z.number().int().positive().default(500),
         set: StageSets,
       })
       .strict()

@@ -12,7 +12,10 @@ import { boxFourier, sine2d } from '../../../src/models/vlp/encodings';
 import { disposePrefixState, VlpExplainer, VlpInputs, responseLoss } from '../../../src/models/vlp/explainer';
 import { restoreBackendAfter } from '../../backend/helpers';
 import { maxAbsDiff } from '../nn/parity_helpers';
-import { disposeInputs, makeInputs, makeResponse, sharpen, tinyConfig } from './explainer_helpers';
+import { Rng } from '../../../src/data/rng';
+import { applyGradients, trainableParams } from '../../../src/train/loop_common';
+import { AdamW } from '../../../src/train/optim';
+import { BOS, disposeInputs, makeInputs, makeResponse, sharpen, tinyConfig } from './explainer_helpers';
 
 function values(t: tf.Tensor): Float32Array {
   const v = Float32Array.from(t.dataSync() as Float32Array);
@@ -280,6 +283,77 @@ describe('VLP explainer (tfjs)', function () {
     assert.throws(() => m.forward(inputs, long), (e: Error) => e instanceof ShapeError && /max_positions/.test(e.message));
     tf.dispose([shortInstr, badVerb, nchw, long, resp]);
     disposeInputs(inputs);
+    m.dispose();
+  });
+});
+
+describe('VLP explainer box pointer learns to point (tfjs)', function () {
+  this.timeout(120000);
+  restoreBackendAfter();
+  before(async () => {
+    await initBackend({ name: 'wasm', threads: 1 });
+  });
+
+  /**
+   * The task of a citation: the response names a verb (token 3 + v) and must then point at the
+   * subject of the slot holding that verb; 3 slots with distinct random verbs in random order, so
+   * chance is 1/6 of the pointer tokens (1/3 with the right role). Learning it needs the pointer
+   * keys to carry the slot's content, not its position.
+   */
+  function task(c: ReturnType<typeof tinyConfig>, batch: number, rng: Rng): { inputs: VlpInputs; response: tf.Tensor2D; target: number[] } {
+    const base = makeInputs(c, batch, rng.int(0, 1e6));
+    const verbs: number[] = [], response: number[] = [], target: number[] = [];
+    for (let b = 0; b < batch; b++) {
+      const order = [0, 1, 2, 3];
+      rng.shuffle(order);
+      verbs.push(...order.slice(0, 3));
+      const m = rng.int(0, 2);
+      response.push(BOS, 3 + order[m], c.vocab_size + 2 * m);
+      target.push(c.vocab_size + 2 * m);
+    }
+    tf.dispose([base.hoiVerb, base.hoiSubject, base.hoiObject]);
+    const inputs: VlpInputs = {
+      ...base,
+      hoiVerb: tf.tensor2d(verbs, [batch, 3], 'int32'),
+      hoiSubject: tf.zeros([batch, 3], 'int32') as tf.Tensor2D,
+      hoiObject: tf.ones([batch, 3], 'int32') as tf.Tensor2D,
+    };
+    return { inputs, response: tf.tensor2d(response, [batch, 3], 'int32'), target };
+  }
+
+  it('pointer accuracy on held-out inputs rises from chance to > 0.9 in 300 steps (measured: loss 1.10 at step 100, 2e-4 at 300)', () => {
+    const c = tinyConfig({ box_pointer: true, dropout: 0 });
+    const m = new VlpExplainer(c, { seed: 21 }).train();
+    const trainable = trainableParams(m);
+    const optimizer = new AdamW(trainable.params, { lr: 0.002, weightDecay: 0 });
+    const rng = new Rng(5, 'pointer-task');
+    const accuracy = (): number => {
+      const t = task(c, 64, new Rng(99, 'held-out'));
+      const logits = m.forward(t.inputs, t.response); // [64, 3, V + 6]
+      const picked = tf.tidy(() => tf.argMax(logits.slice([0, 1, 0], [64, 1, m.numLogits]).reshape([64, m.numLogits]), 1).dataSync() as Int32Array);
+      tf.dispose([logits, t.response]);
+      disposeInputs(t.inputs);
+      return picked.filter((p, b) => p === t.target[b]).length / 64;
+    };
+    const before = accuracy();
+    const counts: number[] = [];
+    for (let step = 0; step < 300; step++) {
+      const t = task(c, 32, rng);
+      const { value, grads } = tf.variableGrads(() => {
+        const logits = m.forward(t.inputs, t.response.slice([0, 0], [32, 2]));
+        const mask = tf.tensor2d(Array.from({ length: 32 }, () => [0, 1]), [32, 2]); // the loss on the pointer only
+        return responseLoss(logits, t.response.slice([0, 1], [32, 2]), mask);
+      }, trainable.vars);
+      applyGradients(optimizer, trainable, grads, value.dataSync()[0], 1, 0.002);
+      tf.dispose([value, t.response]);
+      disposeInputs(t.inputs);
+      counts.push(tf.memory().numTensors);
+    }
+    const after = accuracy();
+    assert.ok(before < 0.5, `untrained accuracy ${before}`);
+    assert.ok(after > 0.9, `pointer accuracy ${before} -> ${after}`);
+    assert.ok(counts.every((n) => n === counts[0]), 'tensor count flat across steps');
+    optimizer.dispose();
     m.dispose();
   });
 });
