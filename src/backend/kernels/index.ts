@@ -16,6 +16,9 @@
  * whose native wasm loop is 10-20x slower than the composite; Identity, which copies on wasm
  * but shares (reference count) on cpu and webgl (./identity.ts).
  *
+ * Two more are our own, not tfjs kernels: training-mode batch norm forward and backward as one
+ * kernel each (./batch_norm_train.ts), used by BatchNorm2d through `batchNormTrain`.
+ *
  * Not registered (not used by training here): Einsum, FFT/complex kernels, ragged and string
  * kernels.
  */
@@ -23,6 +26,7 @@ import { tf } from '../tf';
 import { conv2DBackpropFilterConfig, conv2DBackpropInputConfig } from './conv2d_backprop';
 import { depthwiseBackpropFilterConfig, depthwiseBackpropInputConfig } from './depthwise_backprop';
 import { unsortedSegmentSumConfig } from './unsorted_segment_sum';
+import { batchNormTrainConfig, batchNormTrainGradConfig } from './batch_norm_train';
 import { identityConfig } from './identity';
 import { WASM } from './scope';
 
@@ -33,6 +37,8 @@ export const COMPOSITE_WASM_KERNELS: readonly tf.KernelConfig[] = [
   depthwiseBackpropFilterConfig,
   unsortedSegmentSumConfig,
   identityConfig,
+  batchNormTrainConfig,
+  batchNormTrainGradConfig,
 ];
 
 /** The native wasm kernels that a composite replaced, by name (benchmarks compare against them). */

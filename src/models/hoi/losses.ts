@@ -22,6 +22,12 @@ export const LossWeightsSchema = z
     interaction_heatmap: z.number().min(0).default(1),
     interaction_offset: z.number().min(0).default(1),
     displacement: z.number().min(0).default(1),
+    /**
+     * How the size error is measured: `absolute` = L1 in cells (CenterNet, PPDM); `relative` = L1
+     * divided by the true side (at least 1 cell), so that 2 cells of error on a 2-cell-thin bat
+     * count as much as 20 cells on a 20-cell person (IoU is scale-free; absolute L1 is not).
+     */
+    size_error: z.enum(['absolute', 'relative']).default('absolute'),
   })
   .strict();
 
@@ -86,9 +92,9 @@ export function gatherAtIndices(map: tf.Tensor4D, index: tf.Tensor2D): tf.Tensor
  * Masked L1 of a regression map read at the ground-truth cells (CenterNet's RegL1Loss):
  * sum(|pred - target| * mask) / max(sum(mask) * K, 1), i.e. the mean absolute error per
  * coordinate over the filled slots (0 when there are none). map [B, h, w, K], index/mask [B, M],
- * target [B, M, K].
+ * target [B, M, K]. `relative`: each |pred - target| is divided by max(target, 1) first.
  */
-export function regL1Loss(map: tf.Tensor4D, index: tf.Tensor2D, mask: tf.Tensor2D, target: tf.Tensor3D): tf.Scalar {
+export function regL1Loss(map: tf.Tensor4D, index: tf.Tensor2D, mask: tf.Tensor2D, target: tf.Tensor3D, opts: { relative?: boolean } = {}): tf.Scalar {
   const [B, , , K] = map.shape;
   const M = index.shape[1];
   if (!tf.util.arraysEqual(target.shape, [B, M, K]) || !tf.util.arraysEqual(mask.shape, [B, M])) {
@@ -100,7 +106,8 @@ export function regL1Loss(map: tf.Tensor4D, index: tf.Tensor2D, mask: tf.Tensor2
   return tf.tidy(() => {
     const pred = gatherAtIndices(map, index); // [B, M, K]
     const m = tf.expandDims(mask, 2); // [B, M, 1]
-    const err = tf.sum(tf.mul(tf.abs(tf.sub(pred, target)), m));
+    const abs = tf.abs(tf.sub(pred, target)); // [B, M, K]
+    const err = tf.sum(tf.mul(opts.relative ? tf.div(abs, tf.maximum(target, 1)) : abs, m));
     return tf.div(err, tf.maximum(tf.mul(tf.sum(mask), K), 1)) as tf.Scalar;
   });
 }
@@ -122,7 +129,7 @@ export function computeLosses(
   checkOutputs(outputs, targets);
   const parts: Record<LossPart, tf.Scalar> = {
     object_heatmap: focalLoss(outputs.objectHeatmap, targets.objectHeatmap),
-    size: regL1Loss(outputs.objectSize, targets.objectIndex, targets.objectMask, targets.objectSize),
+    size: regL1Loss(outputs.objectSize, targets.objectIndex, targets.objectMask, targets.objectSize, { relative: weights.size_error === 'relative' }),
     offset: regL1Loss(outputs.objectOffset, targets.objectIndex, targets.objectMask, targets.objectOffset),
     interaction_heatmap: focalLoss(outputs.interactionHeatmap, targets.interactionHeatmap),
     interaction_offset: regL1Loss(outputs.interactionOffset, targets.interactionIndex, targets.interactionMask, targets.interactionOffset),

@@ -11,6 +11,7 @@
  * LayerNorm: `weight` and `bias` [dim]; exported as opset-17 LayerNormalization(axis=-1).
  */
 import { tf } from '../../backend/tf';
+import { batchNormTrain } from '../../backend/kernels/batch_norm_train';
 import type { OnnxGraph } from '../../export/onnx_graph';
 import { init } from './init';
 import { Module, assertShape, fmtShape } from './module';
@@ -48,8 +49,8 @@ export class BatchNorm2d extends Module {
     }
     const n = x.shape[0] * x.shape[1] * x.shape[2];
     return tf.tidy(() => {
-      const { mean, variance } = tf.moments(x, [0, 1, 2]); // [C], [C] (biased)
-      const y = tf.batchNorm(x, mean, variance, this.bias as tf.Tensor1D, this.weight as tf.Tensor1D, this.eps);
+      // one fused kernel each way on wasm; moments + batchNorm elsewhere
+      const { y, mean, variance } = batchNormTrain(x, this.weight as tf.Tensor1D, this.bias as tf.Tensor1D, this.eps); // [C], [C] (biased)
       const m = this.momentum;
       const unbiased = n > 1 ? tf.mul(variance, n / (n - 1)) : variance;
       this.runningMean.assign(tf.add(tf.mul(this.runningMean, 1 - m), tf.mul(mean, m)));

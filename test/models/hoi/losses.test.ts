@@ -101,6 +101,10 @@ describe('models/hoi/losses', () => {
     // |7-6.5| + |8-8| + |1-1| + |2-0| + |30-31| + |40-38| = 5.5 over 3 filled slots x 2 coordinates
     const l = regL1Loss(map, index, mask, target);
     close((await l.data())[0], 5.5 / 6, 1e-7, 'masked L1');
+    // relative: each error over max(target, 1): 0.5/6.5 + 0 + 0 + 2/1 + 1/31 + 2/38
+    const rel = regL1Loss(map, index, mask, target, { relative: true });
+    close((await rel.data())[0], (0.5 / 6.5 + 2 + 1 / 31 + 2 / 38) / 6, 1e-6, 'relative L1');
+    rel.dispose();
     // all slots empty: 0, not NaN
     const l0 = regL1Loss(map, index, tf.zeros([2, 3]) as tf.Tensor2D, target);
     assert.equal((await l0.data())[0], 0);
