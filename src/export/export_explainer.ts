@@ -44,7 +44,7 @@ import {
 } from '../infer/manifest';
 import { log } from '../logger';
 import { PointHoiExtractor } from '../models/hoi/point_hoi';
-import { disposePrefixState, type PrefixState, type VlpExplainer } from '../models/vlp/explainer';
+import { disposePointerMemory, type PrefixState, type VlpExplainer } from '../models/vlp/explainer';
 import { VLP_ONNX_NAMES as N } from '../models/vlp/explainer_onnx';
 import { generate } from '../models/vlp/generate';
 import { mergeAllLora } from '../models/vlp/lora';
@@ -139,11 +139,15 @@ function sampleSlots(batch: number, maxHois: number, numCategories: number, numV
 }
 
 /** tfjs outputs of one sample: prefix, then per lockstep step the tokens fed and what came out. */
+type PointerField = 'embed' | 'keys' | 'bias';
+/** The pointer memory's fields and the prefix graph outputs that carry them. */
+const POINTER_OUTPUTS: ReadonlyArray<[PointerField, string]> = [['embed', N.pointerEmbed], ['keys', N.pointerKeys], ['bias', N.pointerBias]];
+
 interface Reference {
   prefixLogits: Float32Array;
   prefixKv: Array<{ key: Float32Array; value: Float32Array }>;
   /** Box pointer: the prefix's pointer_embed / pointer_keys / pointer_bias; null without. */
-  prefixPointer: Record<string, Float32Array> | null;
+  prefixPointer: Record<PointerField, Float32Array> | null;
   /** Tokens fed at step s (per row): <bos>, then tfjs's argmax of the previous step. */
   fed: number[][];
   stepLogits: Float32Array[];
@@ -179,7 +183,7 @@ function tfjsReference(vlp: LoadedVlp, extractor: PointHoiExtractor, sample: Exp
     state = model.encodePrefix(inputs, caches);
     const prefixLogits = readAndDispose(state.logits);
     const p = state.pointer;
-    const prefixPointer = p ? { [N.pointerEmbed]: Float32Array.from(p.embed.dataSync()), [N.pointerKeys]: Float32Array.from(p.keys.dataSync()), [N.pointerBias]: Float32Array.from(p.bias.dataSync()) } : null;
+    const prefixPointer = p ? { embed: Float32Array.from(p.embed.dataSync()), keys: Float32Array.from(p.keys.dataSync()), bias: Float32Array.from(p.bias.dataSync()) } : null;
     const prefixKv = copyKv(model, caches);
     const ref: Reference = { prefixLogits, prefixKv, prefixPointer, fed: [], stepLogits: [], stepKv: [], greedy: [] };
     let feed = new Array<number>(sample.batch).fill(e.special_tokens.bos);
@@ -196,7 +200,7 @@ function tfjsReference(vlp: LoadedVlp, extractor: PointHoiExtractor, sample: Exp
     return ref;
   } finally {
     for (const c of caches) c.dispose();
-    if (state) disposePrefixState({ pointer: state.pointer });
+    disposePointerMemory(state?.pointer ?? null);
     disposeVlpInputs(inputs);
     visual.dispose();
   }
@@ -354,10 +358,12 @@ export async function exportExplainer(vlpRun: string, staging: string, ctx: Expl
         const first = await runner.prefix(sample.data, arrays[k]);
         compare(prefixRows, VLP_PREFIX_ONNX_FILE, { ...where, output: N.logits }, first.logits, ref.prefixLogits, ctx.tolerance);
         comparePresents(prefixRows, VLP_PREFIX_ONNX_FILE, where, first.past, ref.prefixKv, ctx.tolerance);
-        for (const [name, want] of Object.entries(ref.prefixPointer ?? {})) {
-          const got = first.pointer?.[name === N.pointerEmbed ? 'embed' : name === N.pointerKeys ? 'keys' : 'bias'];
-          if (!got) throw new ExportError(`${VLP_PREFIX_ONNX_FILE}: output '${name}' missing`);
-          compare(prefixRows, VLP_PREFIX_ONNX_FILE, { ...where, output: name }, got.data as Float32Array, want, ctx.tolerance);
+        if (ref.prefixPointer) {
+          for (const [field, name] of POINTER_OUTPUTS) {
+            const got = first.pointer?.[field];
+            if (!got) throw new ExportError(`${VLP_PREFIX_ONNX_FILE}: output '${name}' missing`);
+            compare(prefixRows, VLP_PREFIX_ONNX_FILE, { ...where, output: name }, got.data as Float32Array, ref.prefixPointer[field], ctx.tolerance);
+          }
         }
         let past = first.past;
         for (let s = 0; s < GREEDY_CHECK_STEPS; s++) {

@@ -91,10 +91,9 @@ export interface PrefixState {
   pointer: PointerMemory | null;
 }
 
-/** Disposes what encodePrefix returned (or just its pointer memory). */
-export function disposePrefixState(state: PrefixState | { logits?: undefined; pointer: PointerMemory | null }): void {
-  state.logits?.dispose();
-  if (state.pointer) tf.dispose([state.pointer.embed, state.pointer.keys, state.pointer.bias]);
+/** Disposes the pointer memory encodePrefix returned (nothing for null). */
+export function disposePointerMemory(pointer: PointerMemory | null): void {
+  if (pointer) tf.dispose([pointer.embed, pointer.keys, pointer.bias]);
 }
 
 /** Logit of a padding slot's pointer tokens. */
@@ -214,8 +213,7 @@ export class VlpExplainer extends Module {
       const pointerEmbed = this.pointerEmbeddings(hoiTokens);
       const x = this.drop.forward(tf.concat([this.prefixEmbeddings(inputs, hoiTokens), this.textEmbeddings(response, prefixLen, pointerEmbed)], 1)) as tf.Tensor3D; // [B, P + Tr, C]
       const y = this.h.forward(x, { prefixLen }); // [B, P + Tr, C]
-      const keys = this.pointerKeys(y, visualTokens);
-      const pointer = pointerEmbed && keys ? { embed: pointerEmbed, keys, bias: this.pointerBias(inputs) } : null;
+      const pointer = this.pointerMemory(inputs, pointerEmbed, y, visualTokens);
       return this.logits(y.slice([0, prefixLen, 0], [batch, tr, this.config.dim]) as tf.Tensor3D, pointer);
     });
   }
@@ -233,8 +231,7 @@ export class VlpExplainer extends Module {
       const hoiTokens = this.hoi.forward(inputs);
       const x = this.drop.forward(this.prefixEmbeddings(inputs, hoiTokens)); // [B, P, C]
       const y = this.h.forward(x, { caches, prefixLen });
-      const embed = this.pointerEmbeddings(hoiTokens), keys = this.pointerKeys(y, visualTokens);
-      const pointer = embed && keys ? { embed, keys, bias: this.pointerBias(inputs) } : null;
+      const pointer = this.pointerMemory(inputs, this.pointerEmbeddings(hoiTokens), y, visualTokens);
       const logits = this.logits(y.slice([0, prefixLen - 1, 0], [batch, 1, this.config.dim]) as tf.Tensor3D, pointer);
       const last = logits.reshape([batch, logits.shape[2]]);
       return pointer ? [last, pointer.embed, pointer.keys, pointer.bias] : [last];
@@ -312,19 +309,19 @@ export class VlpExplainer extends Module {
     return tf.tidy(() => this.pointer_embed!.forward(hoiTokens).reshape([b, 2 * m, c]) as tf.Tensor3D);
   }
 
-  /** Pointer keys from the transformer output y [B, >= Nv + M, C] at the HOI slots: [B, 2M, C]; null without box_pointer. */
-  private pointerKeys(y: tf.Tensor3D, visualTokens: number): tf.Tensor3D | null {
-    if (!this.pointer_key) return null;
+  /**
+   * The pointer memory from the pointer embeddings and the transformer output y [B, >= Nv + M, C]:
+   * keys at the HOI slots [B, 2M, C] and the bias [B, 2M] (0 for real slots, POINTER_PAD_BIAS for
+   * padding slots, subject id = num_categories); null without box_pointer.
+   */
+  private pointerMemory(inputs: VlpInputs, embed: tf.Tensor3D | null, y: tf.Tensor3D, visualTokens: number): PointerMemory | null {
+    if (!this.pointer_key || !embed) return null;
     const [b, , c] = y.shape, m = this.config.max_hois;
-    return tf.tidy(() => this.pointer_key!.forward(this.ln_f.forward(y.slice([0, visualTokens, 0], [b, m, c]))).reshape([b, 2 * m, c]) as tf.Tensor3D);
-  }
-
-  /** [B, 2M]: 0 for real slots, POINTER_PAD_BIAS for padding slots (subject id = num_categories). */
-  private pointerBias(inputs: VlpInputs): tf.Tensor2D {
     return tf.tidy(() => {
-      const [b, m] = inputs.hoiSubject.shape;
+      const keys = this.pointer_key!.forward(this.ln_f.forward(y.slice([0, visualTokens, 0], [b, m, c]))).reshape([b, 2 * m, c]) as tf.Tensor3D;
       const pad = tf.mul(tf.cast(tf.equal(inputs.hoiSubject, this.config.num_categories), 'float32'), POINTER_PAD_BIAS); // [B, M]
-      return tf.tile(tf.expandDims(pad, 2), [1, 1, 2]).reshape([b, 2 * m]) as tf.Tensor2D;
+      const bias = tf.tile(tf.expandDims(pad, 2), [1, 1, 2]).reshape([b, 2 * m]) as tf.Tensor2D;
+      return { embed, keys, bias };
     });
   }
 

@@ -14,7 +14,7 @@
 import { tf } from '../../backend/tf';
 import type { KVCache } from '../nn/attention';
 import { assertShape } from '../nn/module';
-import { disposePrefixState, type PointerMemory, type VlpExplainer, type VlpInputs } from './explainer';
+import { disposePointerMemory, type PointerMemory, type VlpExplainer, type VlpInputs } from './explainer';
 import { GenerateOptions, Searcher, createSearcher, resolveGenerateOptions } from './search';
 
 export type { GenerateOptions } from './search';
@@ -41,23 +41,23 @@ export function generate(model: VlpExplainer, inputs: VlpInputs, opts: GenerateO
 
 function decodeCached(model: VlpExplainer, inputs: VlpInputs, searcher: Searcher, prefixLen: number, bosId: number): void {
   const caches = model.newCaches();
-  const state: { pointer: PointerMemory | null } = { pointer: null };
+  let pointer: PointerMemory | null = null;
   try {
     const first = model.encodePrefix(inputs, caches);
     first.logits.dispose();
-    state.pointer = first.pointer;
+    pointer = first.pointer;
     let feed = searcher.rowBatch.map(() => bosId);
     for (;;) {
-      const logits = readLogits(() => model.step(tf.tensor2d(feed, [feed.length, 1], 'int32'), caches, prefixLen, state.pointer));
+      const logits = readLogits(() => model.step(tf.tensor2d(feed, [feed.length, 1], 'int32'), caches, prefixLen, pointer));
       const next = searcher.advance(logits);
       if (next === null) return;
       reorderCaches(caches, next.parents);
-      state.pointer = reorderPointer(state.pointer, next.parents);
+      pointer = reorderPointer(pointer, next.parents);
       feed = next.tokens;
     }
   } finally {
     for (const k of caches) k.dispose();
-    disposePrefixState(state);
+    disposePointerMemory(pointer);
   }
 }
 
@@ -67,7 +67,7 @@ function reorderPointer(p: PointerMemory | null, parents: number[]): PointerMemo
   const idx = tf.tensor1d(parents, 'int32');
   const next = { embed: tf.gather(p.embed, idx, 0), keys: tf.gather(p.keys, idx, 0), bias: tf.gather(p.bias, idx, 0) };
   idx.dispose();
-  disposePrefixState({ pointer: p });
+  disposePointerMemory(p);
   return next;
 }
 

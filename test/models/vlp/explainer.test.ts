@@ -9,7 +9,7 @@ import { initBackend, tf } from '../../../src/backend';
 import { ConfigError, ShapeError } from '../../../src/errors';
 import { parseVlpModelConfig } from '../../../src/models/vlp/config';
 import { boxFourier, sine2d } from '../../../src/models/vlp/encodings';
-import { disposePrefixState, VlpExplainer, VlpInputs, responseLoss } from '../../../src/models/vlp/explainer';
+import { disposePointerMemory, VlpExplainer, VlpInputs, responseLoss } from '../../../src/models/vlp/explainer';
 import { restoreBackendAfter } from '../../backend/helpers';
 import { maxAbsDiff } from '../nn/parity_helpers';
 import { Rng } from '../../../src/data/rng';
@@ -190,7 +190,7 @@ describe('VLP explainer (tfjs)', function () {
     assert.equal(caches[1].length, P + T);
     assert.ok(worst < 1e-5, `cached steps differ from forward by ${worst}`);
     caches.forEach((k) => k.dispose());
-    disposePrefixState({ pointer: state.pointer });
+    disposePointerMemory(state.pointer);
     assert.equal(tf.memory().numTensors, before, 'no tensors left behind by prefix + steps');
     // Misuse is a ShapeError that says what to do.
     const empty = m.newCaches();

@@ -10,7 +10,7 @@ import * as ort from 'onnxruntime-node';
 import { initBackend, tf } from '../../../src/backend';
 import { OnnxGraph } from '../../../src/export/onnx_graph';
 import { VlpModelConfig } from '../../../src/models/vlp/config';
-import { disposePrefixState, VlpExplainer, VlpInputs } from '../../../src/models/vlp/explainer';
+import { disposePointerMemory, VlpExplainer, VlpInputs } from '../../../src/models/vlp/explainer';
 import { VLP_ONNX_NAMES as N, VlpFeedArray, declareVlpPrefixInputs, vlpPrefixFeeds, vlpPrefixInputNames } from '../../../src/models/vlp/explainer_onnx';
 import { generate } from '../../../src/models/vlp/generate';
 import { argmax } from '../../../src/models/vlp/search';
@@ -115,7 +115,7 @@ async function checkGenerationGraphs(c: VlpModelConfig, m: VlpExplainer, inputs:
       feed.forEach((t, b) => ortTokens[b].push(t));
     }
     caches.forEach((k) => k.dispose());
-    disposePrefixState({ pointer: state.pointer });
+    disposePointerMemory(state.pointer);
     // The same tokens as tfjs greedy generation (cut at <eos>, which ends a tfjs row).
     const tfTokens = generate(m, inputs, { strategy: 'greedy', maxLength: 3, bosId: BOS, eosId: EOS });
     const cut = ortTokens.map((r) => (r.includes(EOS) ? r.slice(0, r.indexOf(EOS)) : r));
