@@ -23,6 +23,11 @@ export const LossWeightsSchema = z
     interaction_offset: z.number().min(0).default(1),
     displacement: z.number().min(0).default(1),
     /**
+     * 1 - GIoU of the box decoded at every TTFNet box sample (cells around each object centre,
+     * see targets.ts). 0 = off (CenterNet / PPDM: L1 at the centre cell only).
+     */
+    box: z.number().min(0).default(0),
+    /**
      * How the size error is measured: `absolute` = L1 in cells (CenterNet, PPDM); `relative` = L1
      * divided by the true side (at least 1 cell), so that 2 cells of error on a 2-cell-thin bat
      * count as much as 20 cells on a 20-cell person (IoU is scale-free; absolute L1 is not).
@@ -34,7 +39,7 @@ export const LossWeightsSchema = z
 export type LossWeights = z.infer<typeof LossWeightsSchema>;
 export const DEFAULT_LOSS_WEIGHTS: Readonly<LossWeights> = Object.freeze(LossWeightsSchema.parse({}));
 
-export const LOSS_PARTS = ['object_heatmap', 'size', 'offset', 'interaction_heatmap', 'interaction_offset', 'displacement'] as const;
+export const LOSS_PARTS = ['object_heatmap', 'size', 'offset', 'interaction_heatmap', 'interaction_offset', 'displacement', 'box'] as const;
 export type LossPart = (typeof LOSS_PARTS)[number];
 
 /**
@@ -112,6 +117,44 @@ export function regL1Loss(map: tf.Tensor4D, index: tf.Tensor2D, mask: tf.Tensor2
   });
 }
 
+/**
+ * Weighted 1 - GIoU (Rezatofighi et al. 2019) of the boxes the size and offset maps decode at every
+ * cell, against the box each cell samples: at cell (x, y) the box is centred at (x + ox, y + oy)
+ * with sides relu(w), relu(h) (grid units; decode reads negative sizes as 0 too). size, offset
+ * [B, h, w, 2]; target [B, h, w, 4] (x1, y1, x2, y2); weight [B, h, w]. Returns
+ * sum(weight (1 - GIoU)) / sum(weight) (0 without samples). Unions and enclosing areas are held
+ * above 1e-6, so cells without a sample (weight 0, empty target) stay finite in both directions.
+ */
+export function giouLoss(size: tf.Tensor4D, offset: tf.Tensor4D, target: tf.Tensor4D, weight: tf.Tensor3D): tf.Scalar {
+  const [B, h, w] = weight.shape;
+  for (const [name, t, k] of [['size', size, 2], ['offset', offset, 2], ['target', target, 4]] as const) {
+    if (!tf.util.arraysEqual(t.shape, [B, h, w, k])) {
+      throw new ShapeError(`giouLoss: ${name} must be ${JSON.stringify([B, h, w, k])} for weight ${JSON.stringify(weight.shape)}, found ${JSON.stringify(t.shape)}`);
+    }
+  }
+  return tf.tidy(() => {
+    const xs = tf.range(0, w, 1, 'float32').reshape([1, 1, w]);
+    const ys = tf.range(0, h, 1, 'float32').reshape([1, h, 1]);
+    const [ox, oy] = tf.unstack(offset, 3); // [B, h, w] each
+    const [sw, sh] = tf.unstack(tf.relu(size), 3);
+    const cx = tf.add(xs, ox), cy = tf.add(ys, oy);
+    const halfW = tf.mul(sw, 0.5), halfH = tf.mul(sh, 0.5);
+    const px1 = tf.sub(cx, halfW), px2 = tf.add(cx, halfW), py1 = tf.sub(cy, halfH), py2 = tf.add(cy, halfH);
+    const [tx1, ty1, tx2, ty2] = tf.unstack(target, 3);
+    const iw = tf.relu(tf.sub(tf.minimum(px2, tx2), tf.maximum(px1, tx1)));
+    const ih = tf.relu(tf.sub(tf.minimum(py2, ty2), tf.maximum(py1, ty1)));
+    const inter = tf.mul(iw, ih);
+    const union = tf.maximum(tf.sub(tf.add(tf.mul(sw, sh), tf.mul(tf.sub(tx2, tx1), tf.sub(ty2, ty1))), inter), 1e-6);
+    const cw = tf.sub(tf.maximum(px2, tx2), tf.minimum(px1, tx1));
+    const ch = tf.sub(tf.maximum(py2, ty2), tf.minimum(py1, ty1));
+    const hull = tf.maximum(tf.mul(cw, ch), 1e-6);
+    const giou = tf.sub(tf.div(inter, union), tf.div(tf.sub(hull, union), hull));
+    const total = tf.sum(weight);
+    const err = tf.sum(tf.mul(weight, tf.sub(1, giou)));
+    return tf.div(err, tf.maximum(total, 1e-6)) as tf.Scalar;
+  });
+}
+
 export interface PointHoiLosses {
   /** sum over parts of weight x part */
   total: tf.Scalar;
@@ -134,6 +177,7 @@ export function computeLosses(
     interaction_heatmap: focalLoss(outputs.interactionHeatmap, targets.interactionHeatmap),
     interaction_offset: regL1Loss(outputs.interactionOffset, targets.interactionIndex, targets.interactionMask, targets.interactionOffset),
     displacement: regL1Loss(outputs.displacement, targets.interactionIndex, targets.interactionMask, targets.displacement),
+    box: giouLoss(outputs.objectSize, outputs.objectOffset, targets.boxTarget, targets.boxWeight),
   };
   const total = tf.tidy(() => tf.addN(LOSS_PARTS.map((k) => tf.mul(parts[k], weights[k]))) as tf.Scalar);
   return { total, parts };

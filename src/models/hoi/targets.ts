@@ -13,6 +13,13 @@
  * Grid units throughout: a centre (cx, cy) in input pixels is (cx / R, cy / R) on the grid, and
  * the cell (floor(cx / R), floor(cy / R)) is the point whose regressions are trained.
  *
+ * - box samples (TTFNet, Liu et al. 2020): every cell of a truncated elliptical Gaussian around an
+ *   object's centre cell (radii alpha x half its width / height, alpha = 0.54) is a training
+ *   sample of the object's box, weighted by the Gaussian normalised to sum 1 per object; where
+ *   areas overlap the smaller object takes the cell. The `box` loss (GIoU) reads size and offset
+ *   there, so that cells next to the centre also learn the box (a peak one cell off still decodes
+ *   it) and 1 - GIoU, which is scale-free, weighs a 2-pixel error on a thin bat as IoU does.
+ *
  * Regression targets are stored per point in fixed-size slots (maxObjects, maxInteractions) with
  * an index (y * w + x, per image) and a mask, as CenterNet does. Heatmap splats are drawn for every
  * object and HOI, also those beyond the slots: a missing splat would teach the detector to miss
@@ -69,6 +76,10 @@ export interface PointHoiTargets {
   interactionIndex: Int32Array;
   /** [B, N] */
   interactionMask: Float32Array;
+  /** [B, h, w, 4] box (x1, y1, x2, y2) in grid units of the object a cell samples (0 where none) */
+  boxTarget: Float32Array;
+  /** [B, h, w] sample weight of each cell (sums to 1 per object unless a smaller one took cells) */
+  boxWeight: Float32Array;
   /** Objects / HOIs that had no regression slot left (their splats are drawn). */
   droppedObjects: number;
   droppedInteractions: number;
@@ -88,6 +99,8 @@ export interface PointHoiTargetTensors {
   /** int32 */
   interactionIndex: tf.Tensor2D;
   interactionMask: tf.Tensor2D;
+  boxTarget: tf.Tensor4D;
+  boxWeight: tf.Tensor3D;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -145,11 +158,42 @@ export function drawGaussian(
   }
 }
 
+/** TTFNet's alpha: the box-sample area spans alpha x the box around its centre. */
+export const BOX_SAMPLE_ALPHA = 0.54;
+
+/**
+ * TTFNet's box samples of one object into image `b`'s [h, w] weight map and [h, w, 4] target
+ * map (both starting at the image's base): a (2rx+1) x (2ry+1) Gaussian (sigma = diameter / 6 per
+ * axis, rx = floor(alpha w / 2), ry = floor(alpha h / 2)) around the centre cell, truncated to the
+ * grid, normalised to sum 1; every cell it covers takes this object's box (callers draw larger
+ * objects first, so the smaller one wins where they overlap).
+ */
+export function drawBoxSamples(
+  weight: Float32Array, target: Float32Array, base: number, height: number, width: number,
+  gb: GridBox, alpha = BOX_SAMPLE_ALPHA,
+): void {
+  const rx = Math.floor((alpha * gb.w) / 2), ry = Math.floor((alpha * gb.h) / 2);
+  const sx = (2 * rx + 1) / 6, sy = (2 * ry + 1) / 6;
+  const y0 = Math.max(0, gb.iy - ry), y1 = Math.min(height - 1, gb.iy + ry);
+  const x0 = Math.max(0, gb.ix - rx), x1 = Math.min(width - 1, gb.ix + rx);
+  const g = (x: number, y: number): number => Math.exp(-((x - gb.ix) ** 2) / (2 * sx * sx) - ((y - gb.iy) ** 2) / (2 * sy * sy));
+  let total = 0;
+  for (let y = y0; y <= y1; y++) for (let x = x0; x <= x1; x++) total += g(x, y);
+  const box = [gb.cx - gb.w / 2, gb.cy - gb.h / 2, gb.cx + gb.w / 2, gb.cy + gb.h / 2];
+  for (let y = y0; y <= y1; y++) {
+    for (let x = x0; x <= x1; x++) {
+      const i = base + y * width + x;
+      weight[i] = g(x, y) / total;
+      for (let j = 0; j < 4; j++) target[4 * i + j] = box[j];
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Targets
 
 /** Grid geometry of a box: centre, its integer cell (clamped to the grid), size, splat radius. */
-interface GridBox {
+export interface GridBox {
   cx: number;
   cy: number;
   ix: number;
@@ -159,7 +203,7 @@ interface GridBox {
   radius: number;
 }
 
-function gridBox(box: Box, stride: number, gridW: number, gridH: number): GridBox {
+export function gridBox(box: Box, stride: number, gridW: number, gridH: number): GridBox {
   const cx = (box[0] + box[2]) / 2 / stride;
   const cy = (box[1] + box[3]) / 2 / stride;
   const w = (box[2] - box[0]) / stride;
@@ -206,12 +250,15 @@ export function buildTargets(records: readonly HoiRecord[], opts: TargetOptions)
     displacement: new Float32Array(B * N * 4),
     interactionIndex: new Int32Array(B * N),
     interactionMask: new Float32Array(B * N),
+    boxTarget: new Float32Array(B * g * g * 4),
+    boxWeight: new Float32Array(B * g * g),
     droppedObjects: 0,
     droppedInteractions: 0,
   };
 
   records.forEach((rec, b) => {
     const geom = new Map<number, GridBox>();
+    const boxes: GridBox[] = [];
     rec.objects.forEach((o, k) => {
       const c = catIndex.get(o.category);
       if (c === undefined) {
@@ -219,6 +266,7 @@ export function buildTargets(records: readonly HoiRecord[], opts: TargetOptions)
       }
       const gb = gridBox(o.box, opts.stride, g, g);
       geom.set(o.id, gb);
+      boxes.push(gb);
       drawGaussian(t.objectHeatmap, b * g * g * C, g, g, C, c, gb.ix, gb.iy, gb.radius);
       if (k >= M) {
         t.droppedObjects++;
@@ -232,6 +280,8 @@ export function buildTargets(records: readonly HoiRecord[], opts: TargetOptions)
       t.objectIndex[s] = gb.iy * g + gb.ix;
       t.objectMask[s] = 1;
     });
+    // box samples, larger objects first so that smaller ones take shared cells (stable: ties in record order)
+    for (const gb of boxes.sort((p, q) => q.w * q.h - p.w * p.h)) drawBoxSamples(t.boxWeight, t.boxTarget, b * g * g, g, g, gb);
 
     rec.hois.forEach((hoi, k) => {
       const v = verbIndex.get(hoi.verb);
@@ -279,6 +329,8 @@ export function targetsToTensors(t: PointHoiTargets): PointHoiTargetTensors {
     displacement: tf.tensor3d(t.displacement, [B, N, 4]),
     interactionIndex: tf.tensor2d(t.interactionIndex, [B, N], 'int32'),
     interactionMask: tf.tensor2d(t.interactionMask, [B, N]),
+    boxTarget: tf.tensor4d(t.boxTarget, [B, h, w, 4]),
+    boxWeight: tf.tensor3d(t.boxWeight, [B, h, w]),
   };
 }
 

@@ -7,7 +7,7 @@ import { tf } from '../../../src/backend/tf';
 import type { Box, HoiRecord } from '../../../src/data/record';
 import { ShapeError } from '../../../src/errors';
 import {
-  DEFAULT_LOSS_WEIGHTS, LOSS_PARTS, computeLosses, focalLoss, gatherAtIndices, regL1Loss,
+  DEFAULT_LOSS_WEIGHTS, LOSS_PARTS, computeLosses, focalLoss, gatherAtIndices, giouLoss, regL1Loss,
 } from '../../../src/models/hoi/losses';
 import { buildTargets, disposeTargetTensors, targetsToTensors } from '../../../src/models/hoi/targets';
 import type { PointHoiOutputs } from '../../../src/models/hoi/types';
@@ -30,6 +30,21 @@ const logit = (p: number) => Math.log(p / (1 - p));
 /** One image on an 8 x 8 grid: a person kicking a ball. */
 const OPTS = { inputSize: 32, stride: 4, categories: ['person', 'ball'], verbs: ['kick'], maxObjects: 3, maxInteractions: 2 };
 const KICK = record('kick', [['person', [0, 0, 12, 24]], ['ball', [16, 16, 24, 24]]], [[0, 'kick', 1]]);
+
+/** 1 - GIoU at zero outputs: cell (x, y) predicts the point (x, y), so inter = 0 and GIoU = -(hull - area) / hull. */
+function giouAtZeroRef(target: Float32Array, weight: Float32Array, g: number): number {
+  let s = 0, total = 0;
+  for (let i = 0; i < weight.length; i++) {
+    if (weight[i] === 0) continue;
+    const x = i % g, y = Math.floor(i / g);
+    const [x1, y1, x2, y2] = target.subarray(4 * i, 4 * i + 4);
+    const hull = (Math.max(x, x2) - Math.min(x, x1)) * (Math.max(y, y2) - Math.min(y, y1));
+    const area = (x2 - x1) * (y2 - y1);
+    s += weight[i] * (1 + (hull - area) / hull);
+    total += weight[i];
+  }
+  return s / total;
+}
 
 /** Output maps as variables: heatmap logits 0 (p = 0.5), regressions `reg` everywhere. */
 function freeOutputs(B: number, g: number, C: number, V: number, reg = 0): Record<keyof PointHoiOutputs, tf.Variable<tf.Rank.R4>> {
@@ -140,6 +155,7 @@ describe('models/hoi/losses', () => {
       interaction_heatmap: focalRef(t.interactionHeatmap),
       interaction_offset: l1Ref(t.interactionOffset, t.interactionMask, 2),
       displacement: l1Ref(t.displacement, t.interactionMask, 4),
+      box: giouAtZeroRef(t.boxTarget, t.boxWeight, 8),
     };
     // person [0,0,12,24]: size (3, 6) cells; ball [16,16,24,24]: size (2, 2): mean |size| = 13 / 4
     close(ref.size, 13 / 4, 1e-12, 'reference size');
@@ -187,7 +203,8 @@ describe('models/hoi/losses', () => {
       tf.dispose([value, ...Object.values(grads)]);
     }
     for (let s = 1; s < history.length; s++) {
-      for (const k of [...LOSS_PARTS, 'total']) {
+      // box (weight 0 by default) gets no gradient of its own: it only follows size and offset
+      for (const k of [...LOSS_PARTS.filter((p) => DEFAULT_LOSS_WEIGHTS[p] > 0), 'total']) {
         assert.ok(history[s][k] < history[s - 1][k], `step ${s}: ${k} went from ${history[s - 1][k]} to ${history[s][k]}`);
       }
     }
@@ -206,7 +223,57 @@ describe('models/hoi/losses', () => {
     tf.dispose(Object.values(vars));
   });
 
-  it('leaks no tensors: exactly the 7 returned scalars outside tidy, none inside', () => {
+  it('giouLoss: hand-computed GIoU values, weights, empty cells; a free box learns its target', async () => {
+    // one image, 1 x 3 grid; cell x predicts a box centred at (x + ox, 0 + oy) with sides relu(w), relu(h)
+    const size = tf.tensor4d([[[[2, 2], [4, 2], [-1, 3]]]]); // cell 2: width -1 reads as 0
+    const offset = tf.tensor4d([[[[0, 0], [0, 0], [0.5, 0]]]]);
+    // cell 0: pred [-1,-1,1,1] vs target [-1,-1,1,1] -> GIoU 1
+    // cell 1: pred [-1,-1,3,1] vs target [0,-1,2,1]: inter 4, union 8, hull 8 -> GIoU 0.5
+    // cell 2: pred zero-width [2.5,-1.5,2.5,1.5] vs target [0,0,1,1]: inter 0, union 1, hull 2.5 x 3 = 7.5
+    //         -> GIoU 0 - (7.5 - 1) / 7.5 = -0.8667
+    const target = tf.tensor4d([[[[-1, -1, 1, 1], [0, -1, 2, 1], [0, 0, 1, 1]]]]);
+    const loss = async (w: number[]) => {
+      const weight = tf.tensor3d([[w]]);
+      const l = giouLoss(size, offset, target, weight);
+      const v = (await l.data())[0];
+      tf.dispose([l, weight]);
+      return v;
+    };
+    close(await loss([1, 0, 0]), 0, 1e-6, 'perfect box');
+    close(await loss([0, 1, 0]), 0.5, 1e-6, 'cell 1');
+    close(await loss([0, 0, 1]), 1 + 6.5 / 7.5, 1e-6, 'cell 2');
+    close(await loss([0.5, 0.25, 0.25]), (0.25 * 0.5 + 0.25 * (1 + 6.5 / 7.5)) / 1, 1e-6, 'weighted mean');
+    close(await loss([0, 2, 2]), (0.5 + 1 + 6.5 / 7.5) / 2, 1e-6, 'normalised by the weight sum');
+    assert.equal(await loss([0, 0, 0]), 0, 'no samples: 0, not NaN');
+    assert.throws(() => giouLoss(size, offset, tf.zeros([1, 1, 3, 2]) as tf.Tensor4D, tf.ones([1, 1, 3]) as tf.Tensor3D), /giouLoss: target must be \[1,1,3,4\]/);
+
+    // free maps from a small positive box learn a thin target box (1 x 0.25 cells) at a weighted cell;
+    // gradients stay finite at the unweighted cells, whose empty targets are degenerate
+    const vSize = tf.variable(tf.fill([1, 1, 3, 2], 0.5) as tf.Tensor4D);
+    const vOff = tf.variable(tf.zeros([1, 1, 3, 2]) as tf.Tensor4D);
+    const thin = tf.tensor4d([[[[0, 0, 0, 0], [0.6, 0.3, 1.6, 0.55], [0, 0, 0, 0]]]]);
+    const weight = tf.tensor3d([[[0, 1, 0]]]);
+    const opt = tf.train.adam(0.02);
+    let afterFirst = 0; // Adam makes its slot variables on the first step
+    let first = NaN, last = NaN;
+    for (let step = 0; step < 400; step++) {
+      const { value, grads } = tf.variableGrads(() => giouLoss(vSize, vOff, thin, weight), [vSize, vOff]);
+      for (const g of Object.values(grads)) assert.ok((await g.data()).every(Number.isFinite), `step ${step}: gradient not finite`);
+      opt.applyGradients(grads as unknown as Parameters<typeof opt.applyGradients>[0]); // Adam types its map as variables
+      last = (await value.data())[0];
+      tf.dispose([value, ...Object.values(grads)]);
+      if (step === 0) [first, afterFirst] = [last, tf.memory().numTensors];
+    }
+    assert.equal(tf.memory().numTensors, afterFirst, 'tensor count flat');
+    assert.ok(first > 0.5 && last < 0.05, `GIoU loss ${first} -> ${last}`);
+    const [w, h] = Array.from((await vSize.data()).slice(2, 4));
+    close(w, 1, 0.05, 'learned width');
+    close(h, 0.25, 0.05, 'learned height');
+    opt.dispose();
+    tf.dispose([size, offset, target, vSize, vOff, thin, weight]);
+  });
+
+  it('leaks no tensors: exactly the 8 returned scalars outside tidy, none inside', () => {
     const tt = targetsToTensors(buildTargets([KICK, KICK], OPTS));
     const vars = freeOutputs(2, 8, 2, 1);
     const before = tf.memory().numTensors;

@@ -111,6 +111,36 @@ describe('models/hoi/targets', () => {
     assert.equal(t.interactionHeatmap.reduce((a, b) => a + b, 0), 1);
   });
 
+  it('TTFNet box samples: elliptical area, weights summing to 1 per object, the smaller object wins shared cells', () => {
+    // person (5 x 14 cells, centre cell (4, 8)): rx = floor(0.54 x 5 / 2) = 1, ry = floor(0.54 x 14 / 2) = 3,
+    //   sigma (3 / 6, 7 / 6): cells x 3..5, y 5..11; box (x1, y1, x2, y2) = (2, 1, 7, 15) cells
+    // knife (2.75 x 1.25 cells): rx = ry = 0, the single cell (8, 6), weight 1, box (7.5, 5.5, 10.25, 6.75)
+    const rec = record('two', [['person', [8, 4, 28, 60]], ['knife', [30, 22, 41, 27]]], [[0, 'hold', 1]]);
+    const t = buildTargets([rec], OPTS);
+    const w = (x: number, y: number) => t.boxWeight[y * 16 + x];
+    const box = (x: number, y: number) => [...t.boxTarget.subarray(4 * (y * 16 + x), 4 * (y * 16 + x) + 4)];
+    const gy = [-3, -2, -1, 0, 1, 2, 3].reduce((a, d) => a + Math.exp(-(d * d) / (2 * (7 / 6) ** 2)), 0);
+    const total = (1 + 2 * Math.exp(-2)) * gy;
+    close(w(4, 8), 1 / total, 1e-7, 'person centre weight');
+    close(w(5, 11), Math.exp(-2) * Math.exp(-9 / (2 * (7 / 6) ** 2)) / total, 1e-7, 'person corner weight');
+    assert.equal(w(6, 8), 0);
+    assert.equal(w(4, 12), 0);
+    assert.deepEqual(box(3, 5), [2, 1, 7, 15]);
+    assert.equal(w(8, 6), 1);
+    assert.deepEqual(box(8, 6), [7.5, 5.5, 10.25, 6.75]);
+    close(t.boxWeight.reduce((a, b) => a + b, 0), 2, 1e-6, 'one per object');
+    assert.equal(t.boxTarget.filter((v, i) => t.boxWeight[Math.floor(i / 4)] === 0 && v !== 0).length, 0, 'no target without a weight');
+
+    // a ball (1 cell, centre cell (4, 9)) inside the person's area takes that cell whatever the record order
+    for (const order of [0, 1]) {
+      const objs: [string, Box][] = [['person', [8, 4, 28, 60]], ['ball', [16, 36, 20, 40]]];
+      const t2 = buildTargets([record('overlap', order ? [objs[1], objs[0]] : objs, [])], OPTS);
+      assert.deepEqual([...t2.boxTarget.subarray(4 * (9 * 16 + 4), 4 * (9 * 16 + 4) + 4)], [4, 9, 5, 10], `order ${order}`);
+      assert.equal(t2.boxWeight[9 * 16 + 4], 1);
+      assert.deepEqual([...t2.boxTarget.subarray(4 * (8 * 16 + 4), 4 * (8 * 16 + 4) + 4)], [2, 1, 7, 15]);
+    }
+  });
+
   it('uses the smaller radius of subject and object for the interaction splat', () => {
     // two 40 x 40 px people (radius 2) and a 24 x 24 px ball (radius 1): stab person -> radius 2, hold ball -> radius 1
     const rec = record('r', [['person', [0, 0, 40, 40]], ['person', [24, 0, 64, 40]], ['ball', [0, 40, 24, 64]]], [[0, 'stab', 1], [0, 'hold', 2]]);
