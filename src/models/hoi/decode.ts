@@ -42,6 +42,21 @@ export const DecodeConfigSchema = z
      * (grid cells; at least 1 cell, so tiny boxes stay reachable).
      */
     match_distance: z.number().positive().default(0.5),
+    /**
+     * Verbs a matched pair is scored for: `peak` = only the verb of the interaction peak that formed
+     * it (PPDM); `all` = also every other verb compatible with the object, scored by that verb's
+     * interaction heatmap at the same cell (when at least interaction_threshold): HOI detectors
+     * score every verb of a pair, and a pair whose verb heatmaps confuse hold with carry then still
+     * reports the right verb, lower in the ranking.
+     */
+    pair_verbs: z.enum(['peak', 'all']).default('all'),
+    /**
+     * Object candidates per interaction point: the nearest N compatible detections within the
+     * distance limit (PPDM: 1). More than one recovers pairs whose displacement lands nearer a
+     * wrong detection; the pair with the r-th nearest (r = 0 nearest) scores x candidate_decay^r.
+     */
+    object_candidates: z.number().int().min(1).default(3),
+    candidate_decay: z.number().min(0).max(1).default(0.5),
     /** Category of subjects. */
     subject_category: z.string().min(1).default('person'),
   })
@@ -219,18 +234,19 @@ export function weaponScore(detections: readonly Detection[], weapons: readonly 
 
 /** The nearest candidate to (x, y) within its distance limit, or null. */
 function nearest(cands: readonly GridDetection[], x: number, y: number, match_distance: number, exclude: GridDetection | null): GridDetection | null {
-  let best: GridDetection | null = null;
-  let bestD = Infinity;
+  return nearestN(cands, x, y, match_distance, exclude, 1)[0] ?? null;
+}
+
+/** The n nearest candidates to (x, y) within their distance limits, nearest first (ties: detection order). */
+function nearestN(cands: readonly GridDetection[], x: number, y: number, match_distance: number, exclude: GridDetection | null, n: number): GridDetection[] {
+  const within: { d: GridDetection; dist: number }[] = [];
   for (const d of cands) {
     if (d === exclude) continue;
     const dist = Math.hypot(d.gx - x, d.gy - y);
-    const limit = Math.max(1, match_distance * d.long);
-    if (dist <= limit && dist < bestD) {
-      best = d;
-      bestD = dist;
-    }
+    if (dist <= Math.max(1, match_distance * d.long)) within.push({ d, dist });
   }
-  return best;
+  within.sort((a, b) => a.dist - b.dist);
+  return within.slice(0, n).map((w) => w.d);
 }
 
 /**
@@ -271,27 +287,36 @@ export function decodePointHoi(maps: PointHoiMaps, labels: DecodeLabels, cfg: De
   });
 
   const candidates: Triplet[] = [];
-  for (const p of findPeaks(maps.interactionHeatmap, h, w, labels.verbs.length, cfg.interaction_threshold, cfg.top_k_interactions)) {
+  const V = labels.verbs.length;
+  for (const p of findPeaks(maps.interactionHeatmap, h, w, V, cfg.interaction_threshold, cfg.top_k_interactions)) {
     const i = p.y * w + p.x;
     const disp = maps.displacement;
     const subject = nearest(people, p.x + disp[4 * i], p.y + disp[4 * i + 1], cfg.match_distance, null);
     if (subject === null) continue;
     // the object is another detection: a person does not act on itself (a victim is another person)
-    const object = nearest(byVerb[p.channel], p.x + disp[4 * i + 2], p.y + disp[4 * i + 3], cfg.match_distance, subject);
-    if (object === null) continue;
-    const score = p.score * subject.score * object.score;
-    if (score < cfg.score_threshold) continue;
-    candidates.push({
-      subjectBox: subject.box,
-      objectBox: object.box,
-      subjectScore: subject.score,
-      objectScore: object.score,
-      interactionScore: p.score,
-      score,
-      verb: labels.verbs[p.channel],
-      objectCategory: object.category,
-      interactionPoint: [(p.x + maps.interactionOffset[2 * i]) * R, (p.y + maps.interactionOffset[2 * i + 1]) * R],
-    });
+    const objects = nearestN(byVerb[p.channel], p.x + disp[4 * i + 2], p.y + disp[4 * i + 3], cfg.match_distance, subject, cfg.object_candidates);
+    const point: [number, number] = [(p.x + maps.interactionOffset[2 * i]) * R, (p.y + maps.interactionOffset[2 * i + 1]) * R];
+    for (const [rank, object] of objects.entries()) {
+      const decay = cfg.candidate_decay ** rank;
+      for (let v = 0; v < V; v++) {
+        if (v !== p.channel && (cfg.pair_verbs === 'peak' || !labels.compatible.get(labels.verbs[v])?.has(object.category))) continue;
+        const interaction = v === p.channel ? p.score : maps.interactionHeatmap[i * V + v];
+        if (!(interaction >= cfg.interaction_threshold)) continue;
+        const score = interaction * subject.score * object.score * decay;
+        if (score < cfg.score_threshold) continue;
+        candidates.push({
+          subjectBox: subject.box,
+          objectBox: object.box,
+          subjectScore: subject.score,
+          objectScore: object.score,
+          interactionScore: interaction,
+          score,
+          verb: labels.verbs[v],
+          objectCategory: object.category,
+          interactionPoint: point,
+        });
+      }
+    }
   }
   candidates.sort((a, b) => b.score - a.score); // stable: ties stay in peak order
   const triplets = tripletNms(candidates, cfg.nms_threshold).slice(0, cfg.max_triplets);

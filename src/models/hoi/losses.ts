@@ -177,7 +177,8 @@ export function computeLosses(
     interaction_heatmap: focalLoss(outputs.interactionHeatmap, targets.interactionHeatmap),
     interaction_offset: regL1Loss(outputs.interactionOffset, targets.interactionIndex, targets.interactionMask, targets.interactionOffset),
     displacement: regL1Loss(outputs.displacement, targets.interactionIndex, targets.interactionMask, targets.displacement),
-    box: giouLoss(outputs.objectSize, outputs.objectOffset, targets.boxTarget, targets.boxWeight),
+    // weight 0 (the default): not computed, so that it costs no step time; logged as 0
+    box: weights.box > 0 ? giouLoss(outputs.objectSize, outputs.objectOffset, targets.boxTarget, targets.boxWeight) : tf.scalar(0),
   };
   const total = tf.tidy(() => tf.addN(LOSS_PARTS.map((k) => tf.mul(parts[k], weights[k]))) as tf.Scalar);
   return { total, parts };

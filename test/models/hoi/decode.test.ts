@@ -259,7 +259,8 @@ describe('models/hoi/decode', () => {
       { ...DEFAULT_DECODE_CONFIG },
       {
         top_k_objects: 100, top_k_interactions: 64, object_threshold: 0.01, interaction_threshold: 0.01, score_threshold: 0,
-        nms_threshold: 0.5, max_triplets: 100, match_distance: 0.5, subject_category: 'person',
+        nms_threshold: 0.5, max_triplets: 100, match_distance: 0.5, pair_verbs: 'all', object_candidates: 3, candidate_decay: 0.5,
+        subject_category: 'person',
       },
     );
     assert.equal(parseDecodeConfig({ top_k_objects: 7 }).top_k_objects, 7);

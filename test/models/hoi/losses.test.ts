@@ -159,8 +159,12 @@ describe('models/hoi/losses', () => {
     };
     // person [0,0,12,24]: size (3, 6) cells; ball [16,16,24,24]: size (2, 2): mean |size| = 13 / 4
     close(ref.size, 13 / 4, 1e-12, 'reference size');
-    const { total, parts } = computeLosses(vars, tt);
+    const { total, parts } = computeLosses(vars, tt, { ...DEFAULT_LOSS_WEIGHTS, box: 1e-9 }); // box > 0: computed
     for (const k of LOSS_PARTS) close((await parts[k].data())[0], ref[k], 1e-5, `part ${k}`);
+    assert.equal(DEFAULT_LOSS_WEIGHTS.box, 0);
+    const off = computeLosses(vars, tt);
+    assert.equal((await off.parts.box.data())[0], 0, 'box weight 0: not computed, logged as 0');
+    tf.dispose([off.total, ...Object.values(off.parts)]);
     const totalRef = LOSS_PARTS.reduce((s, k) => s + DEFAULT_LOSS_WEIGHTS[k] * ref[k], 0);
     close((await total.data())[0], totalRef, 1e-5, 'total');
     tf.dispose([total, ...Object.values(parts)]);
