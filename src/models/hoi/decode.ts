@@ -8,10 +8,15 @@
  * 2. objects: the top-K peaks over all categories; box = (cell + offset) +- size / 2, x stride;
  * 3. interactions: the top-K peaks over all verbs; the integer cell plus the displacement gives the
  *    predicted subject centre and object centre;
- * 4. matching: the subject is the nearest detected `person`, the object the nearest other detection
- *    whose category the verb was trained with (`compatible`), each within a distance limit of
- *    match_distance x the detection's longer side (at least 1 cell);
- * 5. score = interaction x subject x object; triplet NMS per (verb, object category); top max_triplets.
+ * 4. matching: the subject is the nearest detected `person`, the objects the object_candidates
+ *    nearest other detections whose category the verb was trained with (`compatible`), each within
+ *    a distance limit of match_distance x the detection's longer side (at least 1 cell);
+ * 5. verbs: each (subject, object) pair is scored for the peak's verb and, with pair_verbs `all`,
+ *    for every other verb compatible with the object, by that verb's heatmap at the peak's cell;
+ * 6. score = interaction x subject x object x candidate_decay^rank (rank of the object among the
+ *    candidates, 0 nearest); triplet NMS per (verb, object category); top max_triplets.
+ * Steps 4-5 go beyond PPDM (one object, the peak's verb): on the synth val split they raised HOI
+ * mAP from 38 to 52 on the same model (README, "HOI extractor").
  */
 import { z } from 'zod';
 import { ConfigError, ShapeError } from '../../errors';

@@ -143,6 +143,34 @@ describe('models/hoi/decode', () => {
     assert.equal(decodeTriplets(s, LABELS).length, 0);
   });
 
+  it('pair_verbs all: a pair is also scored for other compatible verbs at its peak cell', () => {
+    // image 3: A holds ball 1. The kick heatmap reads 0.4 at the hold cell and 0.6 one cell right,
+    // so the hold cell is no kick peak; the kick peak's own displacement (0) reaches no ball
+    const ip = TARGETS.interactionIndex[3 * 8 + 0];
+    const m = maps(3);
+    m.interactionHeatmap[ip * 4 + 2] = 0.4;
+    m.interactionHeatmap[(ip + 1) * 4 + 2] = 0.6;
+    m.interactionHeatmap[ip * 4 + 0] = 0.9; // stab: 0.9 but never seen with a ball, so not scored
+    const verbsOf = (cfg: object) => decodeTriplets(m, LABELS, parseDecodeConfig(cfg))
+      .filter((t) => t.subjectBox[0] === 0).map((t) => `${t.verb} ${t.objectCategory} ${t.score.toFixed(3)}`);
+    assert.deepEqual(verbsOf({ pair_verbs: 'peak' }), ['hold ball 1.000']);
+    assert.deepEqual(verbsOf({}), ['hold ball 1.000', 'kick ball 0.400']);
+    // below the interaction threshold the extra verb is not reported
+    assert.deepEqual(verbsOf({ interaction_threshold: 0.5 }), ['hold ball 1.000']);
+  });
+
+  it('object_candidates: the N nearest compatible detections, scores decayed by rank', () => {
+    // image 3 with match_distance 3 (a 4-cell ball reaches 12 cells): A's hold point reaches both
+    // balls, ball 1 (its own, 0 cells) and ball 2 (7 cells)
+    const pairs = (cfg: object) => decodeTriplets(maps(3), LABELS, parseDecodeConfig({ match_distance: 3, ...cfg }))
+      .filter((t) => t.subjectBox[0] === 0).map((t) => `${t.objectBox[0]} ${t.score}`);
+    assert.deepEqual(pairs({ object_candidates: 1 }), ['36 1']);
+    assert.deepEqual(pairs({}), ['36 1', '64 0.5']);
+    assert.deepEqual(pairs({ candidate_decay: 0.25 }), ['36 1', '64 0.25']);
+    // the default limit (2 cells) keeps ball 2 out
+    assert.deepEqual(decodeTriplets(maps(3), LABELS).filter((t) => t.subjectBox[0] === 0).map((t) => t.objectBox[0]), [36]);
+  });
+
   it('a verb without trained categories, or no other person, gives no triplet', () => {
     const noHold: DecodeLabels = { ...LABELS, compatible: new Map([...LABELS.compatible].filter(([v]) => v !== 'hold')) };
     assert.equal(decodeTriplets(maps(2), noHold).length, 0);
