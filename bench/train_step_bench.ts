@@ -19,8 +19,8 @@
  *              10-20 minutes on this backend; 0 steps skips it). Its ratio to PyTorch is per
  *              image, against PyTorch's batch-B step (marked *)
  *   forward    the same network in eval mode, batch 1 and batch B, median of --forward-runs
- *   extractor  one real training step of the tiny HOI extractor (configs/extractor/tiny.yaml:
- *              PointHoiExtractor on ResNet-18 x0.25, 128 px, neck/head 32) on synthetic records,
+ *   extractor  one real training step of the tiny HOI extractor (configs/extractor/tiny.yaml's
+ *              model at the quickstart's 128 px: ResNet-18 x0.25, neck/head 32) on synthetic records,
  *              as train_extractor's trainStep does it: targets, losses, gradients, clipping, AdamW
  *   profile    tf.profile() of one ResNet-18 training step at the first size: kernel time
  *              aggregated by kernel name, top 10 with their share of the step's wall time (wasm
@@ -262,7 +262,7 @@ function syntheticRecords(n: number, size: number, seed: number): HoiRecord[] {
   });
 }
 
-/** configs/extractor/tiny.yaml's model and optimizer settings (everything else: the defaults). */
+/** configs/extractor/tiny.yaml's model (at 128 px, as the quickstart and the README table) and optimizer settings (everything else: the defaults). */
 function tinyExtractorConfig(batch: number): ExtractorConfig {
   return ExtractorConfigSchema.parse({
     model: { backbone: 'resnet18', width: 0.25, input_size: 128, neck_channels: 32, head_channels: 32 },

@@ -168,7 +168,7 @@ export const BOX_SAMPLE_ALPHA = 0.54;
  * grid, normalised to sum 1; every cell it covers takes this object's box (callers draw larger
  * objects first, so the smaller one wins where they overlap).
  */
-export function drawBoxSamples(
+function drawBoxSamples(
   weight: Float32Array, target: Float32Array, base: number, height: number, width: number,
   gb: GridBox, alpha = BOX_SAMPLE_ALPHA,
 ): void {
@@ -193,7 +193,7 @@ export function drawBoxSamples(
 // Targets
 
 /** Grid geometry of a box: centre, its integer cell (clamped to the grid), size, splat radius. */
-export interface GridBox {
+interface GridBox {
   cx: number;
   cy: number;
   ix: number;
@@ -203,7 +203,7 @@ export interface GridBox {
   radius: number;
 }
 
-export function gridBox(box: Box, stride: number, gridW: number, gridH: number): GridBox {
+function gridBox(box: Box, stride: number, gridW: number, gridH: number): GridBox {
   const cx = (box[0] + box[2]) / 2 / stride;
   const cy = (box[1] + box[3]) / 2 / stride;
   const w = (box[2] - box[0]) / stride;
