@@ -5,7 +5,9 @@
  * arithmetic, are what a step spends (README, "Training step vs PyTorch").
  *
  * Forward  x [..., C], gamma [C], beta [C], eps:
- *   mean = sum x / N,  variance = sum (x - mean)^2 / N  (biased, two passes, float64 sums),
+ *   mean = sum x / N,  variance = sum (x - mean)^2 / N  (biased; one pass of float64 sums shifted
+ *   by each channel's first value, K: variance = sum (x-K)^2 / N - (sum (x-K) / N)^2, which
+ *   keeps the rounding of a two-pass variance while the shift is within a few deviations of the mean),
  *   y = (x - mean) / sqrt(variance + eps) * gamma + beta;            outputs y, mean, variance
  * Backward dy, x, mean, variance, gamma, eps  (xhat = (x - mean) * invstd):
  *   dbeta = sum dy,  dgamma = sum dy * xhat,
@@ -31,6 +33,57 @@ function channels(x: TensorInfo): { rows: number; c: number } {
   return { rows: tf.util.sizeFromShape(x.shape) / c, c };
 }
 
+/**
+ * Per-channel sums over the rows of [rows, c] arrays u, w (NHWC: channel fastest), in float64:
+ * s1[j] = sum u, s2[j] = sum u (w - shift[j]) when u is not w; with u === w, s1[j] = sum (u - shift[j])
+ * and s2[j] = sum (u - shift[j])^2. Eight channels at a time in scalar accumulators when c is a
+ * multiple of 8 (every ResNet width here): V8 keeps them in registers, 4.5x faster per element
+ * than accumulating into Float64Arrays (measured on 800-51,200 rows, 16-128 channels).
+ */
+function channelSums(u: Float32Array, w: Float32Array, shift: Float64Array, rows: number, c: number): { s1: Float64Array; s2: Float64Array } {
+  const s1 = new Float64Array(c), s2 = new Float64Array(c);
+  const same = u === w;
+  const n = rows * c;
+  if (c % 8 !== 0) {
+    for (let k = 0, j = 0; k < n; k++, j = j + 1 === c ? 0 : j + 1) {
+      const d = w[k] - shift[j];
+      const a = same ? d : u[k];
+      s1[j] += a;
+      s2[j] += a * d;
+    }
+    return { s1, s2 };
+  }
+  // rows in chunks of ~32 KB an array, so that the c / 8 channel blocks re-read them from cache
+  const chunk = Math.max(1, Math.floor(8192 / c)) * c;
+  for (let start = 0; start < n; start += chunk) {
+    const end = Math.min(n, start + chunk);
+    for (let j = 0; j < c; j += 8) {
+      const k0 = shift[j], k1 = shift[j + 1], k2 = shift[j + 2], k3 = shift[j + 3];
+      const k4 = shift[j + 4], k5 = shift[j + 5], k6 = shift[j + 6], k7 = shift[j + 7];
+      let a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
+      let b0 = 0, b1 = 0, b2 = 0, b3 = 0, b4 = 0, b5 = 0, b6 = 0, b7 = 0;
+      if (same) {
+        for (let k = start + j; k < end; k += c) {
+          const d0 = u[k] - k0, d1 = u[k + 1] - k1, d2 = u[k + 2] - k2, d3 = u[k + 3] - k3;
+          const d4 = u[k + 4] - k4, d5 = u[k + 5] - k5, d6 = u[k + 6] - k6, d7 = u[k + 7] - k7;
+          a0 += d0; a1 += d1; a2 += d2; a3 += d3; a4 += d4; a5 += d5; a6 += d6; a7 += d7;
+          b0 += d0 * d0; b1 += d1 * d1; b2 += d2 * d2; b3 += d3 * d3; b4 += d4 * d4; b5 += d5 * d5; b6 += d6 * d6; b7 += d7 * d7;
+        }
+      } else {
+        for (let k = start + j; k < end; k += c) {
+          const e0 = u[k], e1 = u[k + 1], e2 = u[k + 2], e3 = u[k + 3], e4 = u[k + 4], e5 = u[k + 5], e6 = u[k + 6], e7 = u[k + 7];
+          a0 += e0; a1 += e1; a2 += e2; a3 += e3; a4 += e4; a5 += e5; a6 += e6; a7 += e7;
+          b0 += e0 * (w[k] - k0); b1 += e1 * (w[k + 1] - k1); b2 += e2 * (w[k + 2] - k2); b3 += e3 * (w[k + 3] - k3);
+          b4 += e4 * (w[k + 4] - k4); b5 += e5 * (w[k + 5] - k5); b6 += e6 * (w[k + 6] - k6); b7 += e7 * (w[k + 7] - k7);
+        }
+      }
+      s1[j] += a0; s1[j + 1] += a1; s1[j + 2] += a2; s1[j + 3] += a3; s1[j + 4] += a4; s1[j + 5] += a5; s1[j + 6] += a6; s1[j + 7] += a7;
+      s2[j] += b0; s2[j + 1] += b1; s2[j + 2] += b2; s2[j + 3] += b3; s2[j + 4] += b4; s2[j + 5] += b5; s2[j + 6] += b6; s2[j + 7] += b7;
+    }
+  }
+  return { s1, s2 };
+}
+
 export const batchNormTrainConfig: tf.KernelConfig = {
   kernelName: BATCH_NORM_TRAIN,
   backendName: WASM,
@@ -45,24 +98,17 @@ export const batchNormTrainConfig: tf.KernelConfig = {
     const varInfo = b.makeOutput([c], 'float32');
     const xs = b.typedArrayFromHeap(x) as Float32Array, g = b.typedArrayFromHeap(gamma) as Float32Array, be = b.typedArrayFromHeap(beta) as Float32Array;
     const y = b.typedArrayFromHeap(yInfo) as Float32Array, meanOut = b.typedArrayFromHeap(meanInfo) as Float32Array, varOut = b.typedArrayFromHeap(varInfo) as Float32Array;
-    const sum = new Float64Array(c);
-    for (let i = 0, k = 0; i < rows; i++) for (let j = 0; j < c; j++, k++) sum[j] += xs[k];
-    const mean = new Float64Array(c);
-    for (let j = 0; j < c; j++) mean[j] = sum[j] / rows;
-    const sq = new Float64Array(c);
-    for (let i = 0, k = 0; i < rows; i++) {
-      for (let j = 0; j < c; j++, k++) {
-        const d = xs[k] - mean[j];
-        sq[j] += d * d;
-      }
-    }
+    const shift0 = Float64Array.from(xs.subarray(0, c)); // K: the first row
+    const { s1, s2 } = channelSums(xs, xs, shift0, rows, c);
     const scale = new Float64Array(c), shift = new Float64Array(c);
     for (let j = 0; j < c; j++) {
-      const variance = sq[j] / rows;
-      meanOut[j] = mean[j];
+      const d = s1[j] / rows;
+      const mean = shift0[j] + d;
+      const variance = Math.max(0, s2[j] / rows - d * d);
+      meanOut[j] = mean;
       varOut[j] = variance;
       scale[j] = g[j] / Math.sqrt(variance + eps);
-      shift[j] = be[j] - mean[j] * scale[j];
+      shift[j] = be[j] - mean * scale[j];
     }
     for (let i = 0, k = 0; i < rows; i++) for (let j = 0; j < c; j++, k++) y[k] = xs[k] * scale[j] + shift[j];
     return [yInfo, meanInfo, varInfo];
@@ -85,13 +131,9 @@ export const batchNormTrainGradConfig: tf.KernelConfig = {
     const dx = b.typedArrayFromHeap(dxInfo) as Float32Array, dgOut = b.typedArrayFromHeap(dgInfo) as Float32Array, dbOut = b.typedArrayFromHeap(dbInfo) as Float32Array;
     const invstd = new Float64Array(c);
     for (let j = 0; j < c; j++) invstd[j] = 1 / Math.sqrt(v[j] + eps);
-    const db = new Float64Array(c), dg = new Float64Array(c);
-    for (let i = 0, k = 0; i < rows; i++) {
-      for (let j = 0; j < c; j++, k++) {
-        db[j] += dys[k];
-        dg[j] += dys[k] * (xs[k] - m[j]) * invstd[j];
-      }
-    }
+    // db = sum dy, dg = sum dy (x - mean) invstd
+    const { s1: db, s2: dxc } = channelSums(dys, xs, Float64Array.from(m), rows, c);
+    const dg = dxc.map((v, j) => v * invstd[j]);
     const a = new Float64Array(c), bias = new Float64Array(c), slope = new Float64Array(c);
     for (let j = 0; j < c; j++) {
       dgOut[j] = dg[j];
