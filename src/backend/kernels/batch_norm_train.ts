@@ -35,47 +35,42 @@ function channels(x: TensorInfo): { rows: number; c: number } {
 
 /**
  * Per-channel sums over the rows of [rows, c] arrays u, w (NHWC: channel fastest), in float64:
- * s1[j] = sum u, s2[j] = sum u (w - shift[j]) when u is not w; with u === w, s1[j] = sum (u - shift[j])
- * and s2[j] = sum (u - shift[j])^2. Eight channels at a time in scalar accumulators when c is a
- * multiple of 8 (every ResNet width here): V8 keeps them in registers, 4.5x faster per element
- * than accumulating into Float64Arrays (measured on 800-51,200 rows, 16-128 channels).
+ * with a = u - uShift[j], s1[j] = sum a and s2[j] = sum a (w - wShift[j]). Forward: u = w = x,
+ * both shifts K (shifted mean and square sums); backward: u = dy unshifted, w = x shifted by the
+ * mean. Eight channels at a time in scalar accumulators when c is a multiple of 8 (every ResNet
+ * width here): V8 keeps them in registers, ~4.5x faster per element than accumulating into
+ * Float64Arrays; rows in chunks of ~32 KB an array, so that the c / 8 channel blocks re-read them
+ * from cache (`npm run bench:bn`).
  */
-function channelSums(u: Float32Array, w: Float32Array, shift: Float64Array, rows: number, c: number): { s1: Float64Array; s2: Float64Array } {
+function channelSums(
+  u: Float32Array, uShift: Float64Array, w: Float32Array, wShift: Float64Array, rows: number, c: number,
+): { s1: Float64Array; s2: Float64Array } {
   const s1 = new Float64Array(c), s2 = new Float64Array(c);
-  const same = u === w;
   const n = rows * c;
   if (c % 8 !== 0) {
     for (let k = 0, j = 0; k < n; k++, j = j + 1 === c ? 0 : j + 1) {
-      const d = w[k] - shift[j];
-      const a = same ? d : u[k];
+      const a = u[k] - uShift[j];
       s1[j] += a;
-      s2[j] += a * d;
+      s2[j] += a * (w[k] - wShift[j]);
     }
     return { s1, s2 };
   }
-  // rows in chunks of ~32 KB an array, so that the c / 8 channel blocks re-read them from cache
   const chunk = Math.max(1, Math.floor(8192 / c)) * c;
   for (let start = 0; start < n; start += chunk) {
     const end = Math.min(n, start + chunk);
     for (let j = 0; j < c; j += 8) {
-      const k0 = shift[j], k1 = shift[j + 1], k2 = shift[j + 2], k3 = shift[j + 3];
-      const k4 = shift[j + 4], k5 = shift[j + 5], k6 = shift[j + 6], k7 = shift[j + 7];
+      const p0 = uShift[j], p1 = uShift[j + 1], p2 = uShift[j + 2], p3 = uShift[j + 3];
+      const p4 = uShift[j + 4], p5 = uShift[j + 5], p6 = uShift[j + 6], p7 = uShift[j + 7];
+      const q0 = wShift[j], q1 = wShift[j + 1], q2 = wShift[j + 2], q3 = wShift[j + 3];
+      const q4 = wShift[j + 4], q5 = wShift[j + 5], q6 = wShift[j + 6], q7 = wShift[j + 7];
       let a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
       let b0 = 0, b1 = 0, b2 = 0, b3 = 0, b4 = 0, b5 = 0, b6 = 0, b7 = 0;
-      if (same) {
-        for (let k = start + j; k < end; k += c) {
-          const d0 = u[k] - k0, d1 = u[k + 1] - k1, d2 = u[k + 2] - k2, d3 = u[k + 3] - k3;
-          const d4 = u[k + 4] - k4, d5 = u[k + 5] - k5, d6 = u[k + 6] - k6, d7 = u[k + 7] - k7;
-          a0 += d0; a1 += d1; a2 += d2; a3 += d3; a4 += d4; a5 += d5; a6 += d6; a7 += d7;
-          b0 += d0 * d0; b1 += d1 * d1; b2 += d2 * d2; b3 += d3 * d3; b4 += d4 * d4; b5 += d5 * d5; b6 += d6 * d6; b7 += d7 * d7;
-        }
-      } else {
-        for (let k = start + j; k < end; k += c) {
-          const e0 = u[k], e1 = u[k + 1], e2 = u[k + 2], e3 = u[k + 3], e4 = u[k + 4], e5 = u[k + 5], e6 = u[k + 6], e7 = u[k + 7];
-          a0 += e0; a1 += e1; a2 += e2; a3 += e3; a4 += e4; a5 += e5; a6 += e6; a7 += e7;
-          b0 += e0 * (w[k] - k0); b1 += e1 * (w[k + 1] - k1); b2 += e2 * (w[k + 2] - k2); b3 += e3 * (w[k + 3] - k3);
-          b4 += e4 * (w[k + 4] - k4); b5 += e5 * (w[k + 5] - k5); b6 += e6 * (w[k + 6] - k6); b7 += e7 * (w[k + 7] - k7);
-        }
+      for (let k = start + j; k < end; k += c) {
+        const e0 = u[k] - p0, e1 = u[k + 1] - p1, e2 = u[k + 2] - p2, e3 = u[k + 3] - p3;
+        const e4 = u[k + 4] - p4, e5 = u[k + 5] - p5, e6 = u[k + 6] - p6, e7 = u[k + 7] - p7;
+        a0 += e0; a1 += e1; a2 += e2; a3 += e3; a4 += e4; a5 += e5; a6 += e6; a7 += e7;
+        b0 += e0 * (w[k] - q0); b1 += e1 * (w[k + 1] - q1); b2 += e2 * (w[k + 2] - q2); b3 += e3 * (w[k + 3] - q3);
+        b4 += e4 * (w[k + 4] - q4); b5 += e5 * (w[k + 5] - q5); b6 += e6 * (w[k + 6] - q6); b7 += e7 * (w[k + 7] - q7);
       }
       s1[j] += a0; s1[j + 1] += a1; s1[j + 2] += a2; s1[j + 3] += a3; s1[j + 4] += a4; s1[j + 5] += a5; s1[j + 6] += a6; s1[j + 7] += a7;
       s2[j] += b0; s2[j + 1] += b1; s2[j + 2] += b2; s2[j + 3] += b3; s2[j + 4] += b4; s2[j + 5] += b5; s2[j + 6] += b6; s2[j + 7] += b7;
@@ -99,7 +94,7 @@ export const batchNormTrainConfig: tf.KernelConfig = {
     const xs = b.typedArrayFromHeap(x) as Float32Array, g = b.typedArrayFromHeap(gamma) as Float32Array, be = b.typedArrayFromHeap(beta) as Float32Array;
     const y = b.typedArrayFromHeap(yInfo) as Float32Array, meanOut = b.typedArrayFromHeap(meanInfo) as Float32Array, varOut = b.typedArrayFromHeap(varInfo) as Float32Array;
     const shift0 = Float64Array.from(xs.subarray(0, c)); // K: the first row
-    const { s1, s2 } = channelSums(xs, xs, shift0, rows, c);
+    const { s1, s2 } = channelSums(xs, shift0, xs, shift0, rows, c);
     const scale = new Float64Array(c), shift = new Float64Array(c);
     for (let j = 0; j < c; j++) {
       const d = s1[j] / rows;
@@ -132,7 +127,7 @@ export const batchNormTrainGradConfig: tf.KernelConfig = {
     const invstd = new Float64Array(c);
     for (let j = 0; j < c; j++) invstd[j] = 1 / Math.sqrt(v[j] + eps);
     // db = sum dy, dg = sum dy (x - mean) invstd
-    const { s1: db, s2: dxc } = channelSums(dys, xs, Float64Array.from(m), rows, c);
+    const { s1: db, s2: dxc } = channelSums(dys, new Float64Array(c), xs, Float64Array.from(m), rows, c);
     const dg = dxc.map((v, j) => v * invstd[j]);
     const a = new Float64Array(c), bias = new Float64Array(c), slope = new Float64Array(c);
     for (let j = 0; j < c; j++) {
