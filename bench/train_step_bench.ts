@@ -44,8 +44,7 @@ import { createBackbone } from '../src/models/backbones/registry';
 import { computeLosses } from '../src/models/hoi/losses';
 import { POINT_HOI_STRIDE, PointHoiExtractor } from '../src/models/hoi/point_hoi';
 import { buildTargets, disposeTargetTensors, targetsToTensors } from '../src/models/hoi/targets';
-import type { Module } from '../src/models/nn/module';
-import { clipByGlobalNorm } from '../src/train/clip';
+import { applyGradients, trainableParams } from '../src/train/loop_common';
 import { AdamW } from '../src/train/optim';
 
 type Section = 'train' | 'cpu' | 'forward' | 'extractor' | 'profile';
@@ -191,12 +190,6 @@ interface Trainer {
   dispose(): void;
 }
 
-function trainableParams(model: Module): { params: Map<string, tf.Variable>; nameOf: Map<string, string>; vars: tf.Variable[] } {
-  const params = new Map([...model.namedParameters()].filter(([, v]) => v.trainable));
-  const nameOf = new Map([...params].map(([name, v]) => [v.name, name]));
-  return { params, nameOf, vars: [...params.values()] };
-}
-
 /** Weight decay on rank >= 2 parameters only, as `train extractor` and the PyTorch reference. */
 function makeAdamW(params: Map<string, tf.Variable>, lr: number, weightDecay: number): AdamW {
   return new AdamW(params, { lr, weightDecay, noDecay: (name) => params.get(name)!.rank < 2 });
@@ -285,7 +278,8 @@ function extractorTrainer(batch: number): Trainer {
     neckChannels: cfg.model.neck_channels, headChannels: cfg.model.head_channels, seed: cfg.train.seed,
   });
   model.train();
-  const { params, nameOf, vars } = trainableParams(model);
+  const trainable = trainableParams(model);
+  const { params, vars } = trainable;
   const optimizer = makeAdamW(params, cfg.train.schedule.lr, cfg.train.weight_decay);
   const records = syntheticRecords(batch, S, 0);
   const images = tf.tidy(() => tf.randomNormal([batch, S, S, 3], 0, 1, 'float32', 2)) as tf.Tensor4D;
@@ -304,11 +298,7 @@ function extractorTrainer(batch: number): Trainer {
       }
       const loss = value.dataSync()[0];
       value.dispose();
-      const named = new Map<string, tf.Tensor>();
-      for (const [varName, g] of Object.entries(grads)) named.set(nameOf.get(varName)!, g);
-      const clipped = clipByGlobalNorm(named, cfg.train.grad_clip > 0 ? cfg.train.grad_clip : Number.MAX_VALUE);
-      optimizer.step(clipped.grads, cfg.train.schedule.lr);
-      for (const g of clipped.grads.values()) g.dispose();
+      applyGradients(optimizer, trainable, grads, loss, cfg.train.grad_clip, cfg.train.schedule.lr);
       return loss;
     },
     dispose(): void {

@@ -1,42 +1,22 @@
 /**
  * Gradient clipping by global norm, as `torch.nn.utils.clip_grad_norm_` (norm_type 2):
- *   norm  = || [ ||g_1||, ||g_2||, ... ] ||      (the 2-norm of the per-tensor 2-norms)
+ *   norm  = sqrt(sum over every gradient value of g^2)   (= the 2-norm of the per-tensor 2-norms)
  *   coef  = maxNorm / (norm + 1e-6)
  *   g_i  <- g_i * coef   when coef < 1
+ * The training loops do not materialize the scaled gradients: AdamW reads them times `coef`
+ * (`AdamW.step(grads, lr, coef)`); the norm is one kernel call on wasm (`globalNorm`).
  */
-import { tf } from '../backend/tf';
+import { globalNorm } from '../backend/kernels/optimizer_step';
 
-export interface ClipResult {
-  /** The clipped gradients (the inputs themselves when no scaling was needed). */
-  grads: Map<string, tf.Tensor>;
-  /** Global norm before clipping; NaN or Infinity when some gradient is not finite. */
-  norm: number;
-  /** The factor applied (1 when not clipped). */
-  scale: number;
-}
+export { globalNorm };
 
 /**
- * Clips `grads` to global norm `maxNorm`. Ownership: the inputs are consumed. When scaling
- * happens, each input is disposed and replaced by a new tensor; otherwise the same tensors come
- * back. Either way the caller disposes the returned tensors (and only those).
- *
- * A non-finite norm leaves the gradients as they are (PyTorch would multiply by NaN or 0);
- * the caller decides what to do, e.g. fail the step with its number.
+ * The factor to multiply the gradients by, for a global norm `norm` and the limit `maxNorm`:
+ * maxNorm / (norm + 1e-6) when that is below 1, else 1. A non-finite norm gives 1 (PyTorch would
+ * multiply by NaN or 0); the caller decides what to do, e.g. fail the step with its number.
  */
-export function clipByGlobalNorm(grads: Map<string, tf.Tensor> | tf.NamedTensorMap, maxNorm: number): ClipResult {
-  if (!(maxNorm > 0) || !Number.isFinite(maxNorm)) throw new RangeError(`clipByGlobalNorm: maxNorm must be a finite number > 0, got ${maxNorm}`);
-  const entries: Array<[string, tf.Tensor]> = grads instanceof Map ? [...grads.entries()] : Object.entries(grads);
-  const present = entries.filter(([, g]) => g !== null && g !== undefined);
-  if (present.length === 0) return { grads: new Map(), norm: 0, scale: 1 };
-  const normT = tf.tidy(() => tf.stack(present.map(([, g]) => tf.norm(g.dtype === 'float32' ? g : g.cast('float32')))).norm());
-  const norm = normT.dataSync()[0];
-  normT.dispose();
+export function clipCoefficient(norm: number, maxNorm: number): number {
+  if (!(maxNorm > 0) || !Number.isFinite(maxNorm)) throw new RangeError(`clipCoefficient: maxNorm must be a finite number > 0, got ${maxNorm}`);
   const coef = maxNorm / (norm + 1e-6);
-  if (!Number.isFinite(norm) || coef >= 1) return { grads: new Map(present), norm, scale: 1 };
-  const out = new Map<string, tf.Tensor>();
-  for (const [name, g] of present) {
-    out.set(name, tf.tidy(() => g.mul(coef)));
-    g.dispose();
-  }
-  return { grads: out, norm, scale: coef };
+  return Number.isFinite(norm) && coef < 1 ? coef : 1;
 }

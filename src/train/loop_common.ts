@@ -11,7 +11,7 @@ import { CheckpointError, HoiError } from '../errors';
 import { log } from '../logger';
 import type { Module } from '../models/nn/module';
 import { applyToModel, findLatestCheckpoint, type LoadedCheckpoint, loadCheckpoint, optimizerState } from './checkpoint';
-import { clipByGlobalNorm } from './clip';
+import { clipCoefficient, globalNorm } from './clip';
 import type { AdamW } from './optim';
 import { TensorBoardWriter } from './tensorboard';
 
@@ -36,11 +36,12 @@ export function applyGradients(
   optimizer: AdamW, trainable: TrainableParams, rawGrads: tf.NamedTensorMap, loss: number, gradClip: number, lr: number,
 ): number {
   const grads = new Map<string, tf.Tensor>();
-  for (const [varName, g] of Object.entries(rawGrads)) grads.set(trainable.nameOf.get(varName)!, g);
-  const clipped = clipByGlobalNorm(grads, gradClip > 0 ? gradClip : Number.MAX_VALUE);
-  if (Number.isFinite(loss) && Number.isFinite(clipped.norm)) optimizer.step(clipped.grads, lr);
-  for (const g of clipped.grads.values()) g.dispose();
-  return clipped.norm;
+  for (const [varName, g] of Object.entries(rawGrads)) if (g) grads.set(trainable.nameOf.get(varName)!, g);
+  const norm = globalNorm([...grads.values()]);
+  const scale = gradClip > 0 ? clipCoefficient(norm, gradClip) : 1;
+  if (Number.isFinite(loss) && Number.isFinite(norm)) optimizer.step(grads, lr, scale);
+  for (const g of grads.values()) g.dispose();
+  return norm;
 }
 
 /** The NaN stop: a non-finite loss or gradient norm ends the run with the step number. */

@@ -10,9 +10,14 @@
  * The step count t is kept per parameter (as PyTorch does), so a parameter that receives no
  * gradient in some step keeps its own bias correction.
  *
+ * `step(grads, lr, gradScale)` multiplies the gradients by `gradScale` as it reads them (the
+ * gradient-clipping coefficient, without materializing scaled copies). The update of one parameter
+ * is one kernel call on wasm (`adamwUpdate`, src/backend/kernels/optimizer_step.ts).
+ *
  * State lives in tf.Variables updated in place with `assign`: one step allocates nothing that
- * outlives its tf.tidy.
+ * outlives it.
  */
+import { adamwUpdate } from '../backend/kernels/optimizer_step';
 import { tf } from '../backend/tf';
 import { CheckpointError, ShapeError } from '../errors';
 
@@ -109,9 +114,11 @@ export class AdamW {
   /**
    * One update. `grads` maps parameter names to gradients (a missing or null entry skips that
    * parameter, like a PyTorch parameter whose `.grad` is None). The gradients are not disposed.
+   * `gradScale` multiplies every gradient (clipping by global norm).
    */
-  step(grads: Map<string, tf.Tensor> | tf.NamedTensorMap, lr: number = this.lr): void {
+  step(grads: Map<string, tf.Tensor> | tf.NamedTensorMap, lr: number = this.lr, gradScale = 1): void {
     checkHyper('lr', lr, 0);
+    checkHyper('gradScale', gradScale, 0);
     const entries: Array<[string, tf.Tensor]> = [];
     const iter = grads instanceof Map ? grads.entries() : Object.entries(grads);
     for (const [name, g] of iter) {
@@ -134,17 +141,11 @@ export class AdamW {
       const bc2Sqrt = Math.sqrt(1 - Math.pow(b2, t));
       const stepSize = lr / bc1;
       const decay = this.decays(name) ? 1 - lr * this.weightDecay : 1;
-      tf.tidy(() => {
-        const grad = g.dtype === 'float32' ? g : g.cast('float32');
-        const m = st.expAvg.mul(b1).add(grad.mul(1 - b1));
-        const v = st.expAvgSq.mul(b2).add(grad.square().mul(1 - b2));
-        const denom = v.sqrt().div(bc2Sqrt).add(this.eps);
-        const decayed = decay === 1 ? p : p.mul(decay);
-        const next = decayed.sub(m.div(denom).mul(stepSize));
-        st.expAvg.assign(m);
-        st.expAvgSq.assign(v);
-        p.assign(next);
-      });
+      const [next, m, v] = adamwUpdate(p, g, st.expAvg, st.expAvgSq, { beta1: b1, beta2: b2, stepSize, bc2Sqrt, eps: this.eps, decay, gradScale });
+      st.expAvg.assign(m);
+      st.expAvgSq.assign(v);
+      p.assign(next);
+      tf.dispose([next, m, v]);
       st.step = t;
     }
     this.stepCount++;

@@ -94,7 +94,8 @@ describe('backend: composite wasm kernels vs cpu', function () {
   it('registers every composite for wasm', () => {
     const names = COMPOSITE_WASM_KERNELS.map((k) => k.kernelName).sort();
     assert.deepEqual(names, ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'DepthwiseConv2dNativeBackpropFilter',
-      'DepthwiseConv2dNativeBackpropInput', 'Hoi2anomalyBatchNormTrain', 'Hoi2anomalyBatchNormTrainGrad', 'Identity', 'UnsortedSegmentSum']);
+      'DepthwiseConv2dNativeBackpropInput', 'Hoi2anomalyAdamWUpdate', 'Hoi2anomalyBatchNormTrain', 'Hoi2anomalyBatchNormTrainGrad',
+      'Hoi2anomalyGlobalNorm', 'Identity', 'UnsortedSegmentSum']);
     for (const k of COMPOSITE_WASM_KERNELS) assert.equal(tf.getKernel(k.kernelName, 'wasm'), k, k.kernelName);
   });
 

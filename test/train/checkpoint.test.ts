@@ -9,7 +9,7 @@ import {
   applyToModel, CHECKPOINT_FORMAT_VERSION, findLatestCheckpoint, listCheckpoints, loadCheckpoint, markBest,
   optimizerState, readPointer, saveCheckpoint,
 } from '../../src/train/checkpoint';
-import { clipByGlobalNorm } from '../../src/train/clip';
+import { clipCoefficient, globalNorm } from '../../src/train/clip';
 import { assertNoLeak } from '../../src/train/leak_check';
 import { AdamW } from '../../src/train/optim';
 import { readSafetensors } from '../../src/train/safetensors';
@@ -60,12 +60,12 @@ function trainStep(params: Map<string, tf.Variable>, opt: AdamW, step: number): 
   const { value, grads } = tf.variableGrads(() => lossOf(params, x, y), vars);
   const named = new Map<string, tf.Tensor>();
   for (const [name, v] of params) named.set(name, grads[v.name]);
-  const clipped = clipByGlobalNorm(named, MAX_NORM);
-  opt.step(clipped.grads, lrAt(step, SCHEDULE));
-  for (const g of clipped.grads.values()) g.dispose();
+  const norm = globalNorm([...named.values()]);
+  opt.step(named, lrAt(step, SCHEDULE), clipCoefficient(norm, MAX_NORM));
+  for (const g of named.values()) g.dispose();
   const loss = value.dataSync()[0];
   for (const t of [value, x, y]) t.dispose();
-  return { loss, norm: clipped.norm };
+  return { loss, norm };
 }
 
 function newOptimizer(params: Map<string, tf.Variable>): AdamW {

@@ -16,8 +16,10 @@
  * whose native wasm loop is 10-20x slower than the composite; Identity, which copies on wasm
  * but shares (reference count) on cpu and webgl (./identity.ts).
  *
- * Two more are our own, not tfjs kernels: training-mode batch norm forward and backward as one
- * kernel each (./batch_norm_train.ts), used by BatchNorm2d through `batchNormTrain`.
+ * Four more are our own, not tfjs kernels: training-mode batch norm forward and backward as one
+ * kernel each (./batch_norm_train.ts), used by BatchNorm2d through `batchNormTrain`, and the
+ * optimizer step's AdamW update and global gradient norm (./optimizer_step.ts), used by AdamW and
+ * the training loops' gradient clipping.
  *
  * Not registered (not used by training here): Einsum, FFT/complex kernels, ragged and string
  * kernels.
@@ -28,6 +30,7 @@ import { depthwiseBackpropFilterConfig, depthwiseBackpropInputConfig } from './d
 import { unsortedSegmentSumConfig } from './unsorted_segment_sum';
 import { batchNormTrainConfig, batchNormTrainGradConfig } from './batch_norm_train';
 import { identityConfig } from './identity';
+import { adamwUpdateConfig, globalNormConfig } from './optimizer_step';
 import { WASM } from './scope';
 
 export const COMPOSITE_WASM_KERNELS: readonly tf.KernelConfig[] = [
@@ -39,6 +42,8 @@ export const COMPOSITE_WASM_KERNELS: readonly tf.KernelConfig[] = [
   identityConfig,
   batchNormTrainConfig,
   batchNormTrainGradConfig,
+  adamwUpdateConfig,
+  globalNormConfig,
 ];
 
 /** The native wasm kernels that a composite replaced, by name (benchmarks compare against them). */

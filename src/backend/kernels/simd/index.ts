@@ -1,0 +1,63 @@
+/**
+ * The hand-written wasm SIMD kernels of ./kernels.wat, instantiated against the tfjs wasm
+ * backend's own memory (its emscripten module's): they read and write tensors where
+ * they lie on the heap, no copies. Synchronous (WebAssembly.Module / Instance of a ~1 KB module),
+ * once per backend memory. `simdKernels(backend)` is null when the backend has no wasm memory
+ * (cpu, tensorflow) or the module does not instantiate; the callers then use tfjs ops.
+ */
+import { log } from '../../../logger';
+import type { TensorInfo } from '../scope';
+import { SIMD_WASM_PLAIN, SIMD_WASM_SHARED } from './wasm_binary';
+
+/** kernels.wat's exports; pointers are byte offsets into the heap. */
+export interface SimdKernels {
+  adamw(p: number, g: number, m: number, v: number, pOut: number, mOut: number, vOut: number, n: number,
+    beta1: number, c1: number, beta2: number, c2: number, stepSize: number, invBc2: number, eps: number, decay: number, gradScale: number): void;
+  sumSquares(x: number, n: number): number;
+}
+
+/** The WebAssembly API used here (the ES2022 lib has no types for it). */
+interface WasmMemory {
+  readonly buffer: ArrayBuffer | SharedArrayBuffer;
+}
+declare const WebAssembly: {
+  Memory: abstract new (...args: never[]) => WasmMemory;
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: object };
+};
+
+/** The part of BackendWasm used here. */
+interface WasmBackendInternals {
+  /** emscripten module: `wasmMemory` in the threaded build, the export `asm.memory` in the other */
+  wasm?: { wasmMemory?: WasmMemory; asm?: { memory?: WasmMemory } };
+  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
+}
+
+const instances = new WeakMap<WasmMemory, SimdKernels | null>();
+
+export function simdKernels(backend: object): SimdKernels | null {
+  const wasm = (backend as WasmBackendInternals).wasm;
+  const memory = wasm?.wasmMemory ?? wasm?.asm?.memory;
+  if (!(memory instanceof WebAssembly.Memory)) return null;
+  let kernels = instances.get(memory);
+  if (kernels === undefined) {
+    try {
+      const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+      const bytes = Buffer.from(shared ? SIMD_WASM_SHARED : SIMD_WASM_PLAIN, 'base64');
+      const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
+      kernels = instance.exports as unknown as SimdKernels;
+    } catch (e) {
+      log.warn(`wasm SIMD kernels unavailable (${e instanceof Error ? e.message : String(e)}): the optimizer step uses tfjs ops`);
+      kernels = null;
+    }
+    instances.set(memory, kernels);
+  }
+  return kernels;
+}
+
+/** Byte offset of a tensor's data on the wasm heap. */
+export function heapOffset(backend: object, t: TensorInfo): number {
+  const data = (backend as WasmBackendInternals).dataIdMap.get(t.dataId);
+  if (data === undefined) throw new Error(`wasm SIMD kernels: no heap data for a tensor of shape [${t.shape}]`);
+  return data.memoryOffset;
+}

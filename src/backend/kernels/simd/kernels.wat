@@ -1,0 +1,95 @@
+;; Hand-written wasm SIMD (128-bit) kernels over the tfjs wasm backend's own heap: the module
+;; imports that heap as its memory and every pointer below is a byte offset into it.
+;; `npm run build:simd` compiles this file (wabt) into ./wasm_binary.ts, twice: memory "shared"
+;; (the threaded tfjs wasm build) and not; test/backend/simd.test.ts checks that the embedded
+;; bytes are this file's. Pointers need no alignment (v128.load/store accept any).
+(module
+  (import "env" "memory" (memory 1 65536 shared))
+
+  ;; AdamW, one parameter of n float32 values (PyTorch's torch.optim.AdamW, float32 throughout):
+  ;;   g = grad * gs;  m = b1 m + c1 g;  v = b2 v + c2 g^2      (c1 = 1 - b1, c2 = 1 - b2, rounded from float64
+  ;;   p = p * decay - step * m / (sqrt(v) * inv + eps)       as PyTorch does; step = lr / (1 - b1^t),
+  ;;                                                          inv = 1 / sqrt(1 - b2^t))
+  ;; Outputs may not overlap the inputs except in place (po = p, mo = m, vo = v).
+  (func (export "adamw")
+    (param $p i32) (param $g i32) (param $m i32) (param $v i32)
+    (param $po i32) (param $mo i32) (param $vo i32) (param $n i32)
+    (param $b1 f32) (param $c1 f32) (param $b2 f32) (param $c2 f32) (param $step f32) (param $inv f32) (param $eps f32) (param $decay f32) (param $gs f32)
+    (local $o i32) (local $end i32) (local $bytes i32)
+    (local $gv v128) (local $mv v128) (local $vv v128)
+    (local $gf f32) (local $mf f32) (local $vf f32)
+    (local.set $bytes (i32.shl (local.get $n) (i32.const 2)))
+    (local.set $end (i32.and (local.get $bytes) (i32.const -16)))
+    (block $done
+      (loop $vec
+        (br_if $done (i32.ge_u (local.get $o) (local.get $end)))
+        (local.set $gv (f32x4.mul (v128.load (i32.add (local.get $g) (local.get $o))) (f32x4.splat (local.get $gs))))
+        (local.set $mv (f32x4.add
+          (f32x4.mul (v128.load (i32.add (local.get $m) (local.get $o))) (f32x4.splat (local.get $b1)))
+          (f32x4.mul (local.get $gv) (f32x4.splat (local.get $c1)))))
+        (local.set $vv (f32x4.add
+          (f32x4.mul (v128.load (i32.add (local.get $v) (local.get $o))) (f32x4.splat (local.get $b2)))
+          (f32x4.mul (f32x4.mul (local.get $gv) (local.get $gv)) (f32x4.splat (local.get $c2)))))
+        (v128.store (i32.add (local.get $mo) (local.get $o)) (local.get $mv))
+        (v128.store (i32.add (local.get $vo) (local.get $o)) (local.get $vv))
+        (v128.store (i32.add (local.get $po) (local.get $o))
+          (f32x4.sub
+            (f32x4.mul (v128.load (i32.add (local.get $p) (local.get $o))) (f32x4.splat (local.get $decay)))
+            (f32x4.div
+              (f32x4.mul (local.get $mv) (f32x4.splat (local.get $step)))
+              (f32x4.add (f32x4.mul (f32x4.sqrt (local.get $vv)) (f32x4.splat (local.get $inv))) (f32x4.splat (local.get $eps))))))
+        (local.set $o (i32.add (local.get $o) (i32.const 16)))
+        (br $vec)))
+    ;; the last n % 4 values, one at a time, same formulas
+    (block $tail_done
+      (loop $tail
+        (br_if $tail_done (i32.ge_u (local.get $o) (local.get $bytes)))
+        (local.set $gf (f32.mul (f32.load (i32.add (local.get $g) (local.get $o))) (local.get $gs)))
+        (local.set $mf (f32.add
+          (f32.mul (f32.load (i32.add (local.get $m) (local.get $o))) (local.get $b1))
+          (f32.mul (local.get $gf) (local.get $c1))))
+        (local.set $vf (f32.add
+          (f32.mul (f32.load (i32.add (local.get $v) (local.get $o))) (local.get $b2))
+          (f32.mul (f32.mul (local.get $gf) (local.get $gf)) (local.get $c2))))
+        (f32.store (i32.add (local.get $mo) (local.get $o)) (local.get $mf))
+        (f32.store (i32.add (local.get $vo) (local.get $o)) (local.get $vf))
+        (f32.store (i32.add (local.get $po) (local.get $o))
+          (f32.sub
+            (f32.mul (f32.load (i32.add (local.get $p) (local.get $o))) (local.get $decay))
+            (f32.div
+              (f32.mul (local.get $mf) (local.get $step))
+              (f32.add (f32.mul (f32.sqrt (local.get $vf)) (local.get $inv)) (local.get $eps)))))
+        (local.set $o (i32.add (local.get $o) (i32.const 4)))
+        (br $tail))))
+
+  ;; Sum of squares of n float32 values, in float64 (two f64x2 accumulators).
+  (func (export "sumSquares") (param $x i32) (param $n i32) (result f64)
+    (local $o i32) (local $end i32) (local $bytes i32)
+    (local $xv v128) (local $lo v128) (local $hi v128) (local $f f64)
+    (local.set $bytes (i32.shl (local.get $n) (i32.const 2)))
+    (local.set $end (i32.and (local.get $bytes) (i32.const -16)))
+    (local.set $lo (f64x2.splat (f64.const 0)))
+    (local.set $hi (f64x2.splat (f64.const 0)))
+    (block $done
+      (loop $vec
+        (br_if $done (i32.ge_u (local.get $o) (local.get $end)))
+        (local.set $xv (v128.load (i32.add (local.get $x) (local.get $o))))
+        (local.set $lo (f64x2.add (local.get $lo)
+          (f64x2.mul (f64x2.promote_low_f32x4 (local.get $xv)) (f64x2.promote_low_f32x4 (local.get $xv)))))
+        (local.set $xv (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $xv) (local.get $xv)))
+        (local.set $hi (f64x2.add (local.get $hi)
+          (f64x2.mul (f64x2.promote_low_f32x4 (local.get $xv)) (f64x2.promote_low_f32x4 (local.get $xv)))))
+        (local.set $o (i32.add (local.get $o) (i32.const 16)))
+        (br $vec)))
+    (local.set $lo (f64x2.add (local.get $lo) (local.get $hi)))
+    (local.set $f (f64.add (f64x2.extract_lane 0 (local.get $lo)) (f64x2.extract_lane 1 (local.get $lo))))
+    (block $tail_done
+      (loop $tail
+        (br_if $tail_done (i32.ge_u (local.get $o) (local.get $bytes)))
+        (local.set $f (f64.add (local.get $f)
+          (f64.mul (f64.promote_f32 (f32.load (i32.add (local.get $x) (local.get $o))))
+                   (f64.promote_f32 (f32.load (i32.add (local.get $x) (local.get $o)))))))
+        (local.set $o (i32.add (local.get $o) (i32.const 4)))
+        (br $tail)))
+    (local.get $f))
+)
