@@ -12,12 +12,16 @@
  * Backward dy, x, mean, variance, gamma, eps  (xhat = (x - mean) * invstd):
  *   dbeta = sum dy,  dgamma = sum dy * xhat,
  *   dx = gamma * invstd / N * (N dy - dbeta - xhat * dgamma)        outputs dx, dgamma, dbeta
- * (sums over the N = size / C rows). `batchNormTrain` is the op: it runs these kernels under
+ * (sums over the N = size / C rows). When C is a multiple of 4 (every ResNet width here) the two
+ * passes over the data, the per-channel sums and the output (y = scale x + shift, dx = a dy +
+ * slope x + bias), are the wasm SIMD loops of ./simd/kernels.wat, four channels at a time on the
+ * heap; JavaScript loops otherwise. `npm run bench:bn` times them. `batchNormTrain` is the op: it runs these kernels under
  * tf.customGrad where the backend has them and tfjs's composite otherwise (cpu, tensorflow), so
  * results agree across backends to float rounding (test/backend/batch_norm_train.test.ts).
  */
 import { tf } from '../tf';
 import { WASM, type TensorInfo } from './scope';
+import { heapOffset, simdKernels } from './simd';
 
 export const BATCH_NORM_TRAIN = 'Hoi2anomalyBatchNormTrain';
 export const BATCH_NORM_TRAIN_GRAD = 'Hoi2anomalyBatchNormTrainGrad';
@@ -37,46 +41,52 @@ function channels(x: TensorInfo): { rows: number; c: number } {
  * Per-channel sums over the rows of [rows, c] arrays u, w (NHWC: channel fastest), in float64:
  * with a = u - uShift[j], s1[j] = sum a and s2[j] = sum a (w - wShift[j]). Forward: u = w = x,
  * both shifts K (shifted mean and square sums); backward: u = dy unshifted, w = x shifted by the
- * mean. Eight channels at a time in scalar accumulators when c is a multiple of 8 (every ResNet
- * width here): V8 keeps them in registers, ~4.5x faster per element than accumulating into
- * Float64Arrays; rows in chunks of ~32 KB an array, so that the c / 8 channel blocks re-read them
- * from cache (`npm run bench:bn`).
+ * mean. The JavaScript path, for channel counts that are not a multiple of 4 (the wasm SIMD
+ * kernels take the others).
  */
 function channelSums(
-  u: Float32Array, uShift: Float64Array, w: Float32Array, wShift: Float64Array, rows: number, c: number,
+  u: Float32Array, uShift: ArrayLike<number>, w: Float32Array, wShift: ArrayLike<number>, rows: number, c: number,
 ): { s1: Float64Array; s2: Float64Array } {
   const s1 = new Float64Array(c), s2 = new Float64Array(c);
-  const n = rows * c;
-  if (c % 8 !== 0) {
-    for (let k = 0, j = 0; k < n; k++, j = j + 1 === c ? 0 : j + 1) {
-      const a = u[k] - uShift[j];
-      s1[j] += a;
-      s2[j] += a * (w[k] - wShift[j]);
-    }
-    return { s1, s2 };
-  }
-  const chunk = Math.max(1, Math.floor(8192 / c)) * c;
-  for (let start = 0; start < n; start += chunk) {
-    const end = Math.min(n, start + chunk);
-    for (let j = 0; j < c; j += 8) {
-      const p0 = uShift[j], p1 = uShift[j + 1], p2 = uShift[j + 2], p3 = uShift[j + 3];
-      const p4 = uShift[j + 4], p5 = uShift[j + 5], p6 = uShift[j + 6], p7 = uShift[j + 7];
-      const q0 = wShift[j], q1 = wShift[j + 1], q2 = wShift[j + 2], q3 = wShift[j + 3];
-      const q4 = wShift[j + 4], q5 = wShift[j + 5], q6 = wShift[j + 6], q7 = wShift[j + 7];
-      let a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
-      let b0 = 0, b1 = 0, b2 = 0, b3 = 0, b4 = 0, b5 = 0, b6 = 0, b7 = 0;
-      for (let k = start + j; k < end; k += c) {
-        const e0 = u[k] - p0, e1 = u[k + 1] - p1, e2 = u[k + 2] - p2, e3 = u[k + 3] - p3;
-        const e4 = u[k + 4] - p4, e5 = u[k + 5] - p5, e6 = u[k + 6] - p6, e7 = u[k + 7] - p7;
-        a0 += e0; a1 += e1; a2 += e2; a3 += e3; a4 += e4; a5 += e5; a6 += e6; a7 += e7;
-        b0 += e0 * (w[k] - q0); b1 += e1 * (w[k + 1] - q1); b2 += e2 * (w[k + 2] - q2); b3 += e3 * (w[k + 3] - q3);
-        b4 += e4 * (w[k + 4] - q4); b5 += e5 * (w[k + 5] - q5); b6 += e6 * (w[k + 6] - q6); b7 += e7 * (w[k + 7] - q7);
-      }
-      s1[j] += a0; s1[j + 1] += a1; s1[j + 2] += a2; s1[j + 3] += a3; s1[j + 4] += a4; s1[j + 5] += a5; s1[j + 6] += a6; s1[j + 7] += a7;
-      s2[j] += b0; s2[j + 1] += b1; s2[j + 2] += b2; s2[j + 3] += b3; s2[j + 4] += b4; s2[j + 5] += b5; s2[j + 6] += b6; s2[j + 7] += b7;
-    }
+  for (let k = 0, j = 0, n = rows * c; k < n; k++, j = j + 1 === c ? 0 : j + 1) {
+    const a = u[k] - uShift[j];
+    s1[j] += a;
+    s2[j] += a * (w[k] - wShift[j]);
   }
   return { s1, s2 };
+}
+
+/**
+ * Float32 scratch on the wasm heap for the SIMD path: `floats` values, freed by `free()`. The
+ * views it hands out are made after every allocation (allocating may grow the heap and detach
+ * earlier views).
+ */
+class HeapScratch {
+  private readonly info: TensorInfo;
+  readonly offset: number;
+
+  constructor(private readonly backend: tf.KernelBackend, floats: number) {
+    this.info = (backend as unknown as WasmHeapBackend).makeOutput([floats], 'float32');
+    this.offset = heapOffset(backend, this.info);
+  }
+
+  /** Byte offset of float32 slot `i`. */
+  at(i: number): number {
+    return this.offset + 4 * i;
+  }
+
+  f32(i: number, n: number): Float32Array {
+    return new Float32Array((this.backend as unknown as WasmHeapBackend).typedArrayFromHeap(this.info).buffer, this.at(i), n);
+  }
+
+  /** float64 view from float32 slot `i` (8-byte aligned: heap allocations are). */
+  f64(i: number, n: number): Float64Array {
+    return new Float64Array((this.backend as unknown as WasmHeapBackend).typedArrayFromHeap(this.info).buffer, this.at(i), n);
+  }
+
+  free(): void {
+    this.backend.disposeData(this.info.dataId);
+  }
 }
 
 export const batchNormTrainConfig: tf.KernelConfig = {
@@ -87,15 +97,25 @@ export const batchNormTrainConfig: tf.KernelConfig = {
     const eps = (attrs as unknown as { eps: number }).eps;
     const b = backend as unknown as WasmHeapBackend;
     const { rows, c } = channels(x);
-    // Outputs first: allocating may grow the heap and detach earlier views.
+    const simd = c % 4 === 0 ? simdKernels(backend) : null;
+    // Outputs and scratch first: allocating may grow the heap and detach earlier views.
     const yInfo = b.makeOutput([...x.shape], 'float32');
     const meanInfo = b.makeOutput([c], 'float32');
     const varInfo = b.makeOutput([c], 'float32');
+    // scratch: s1, s2 (float64 [c] each), scale, shift, zeros (float32 [c] each)
+    const scratch = simd === null ? null : new HeapScratch(backend as tf.KernelBackend, 7 * c);
     const xs = b.typedArrayFromHeap(x) as Float32Array, g = b.typedArrayFromHeap(gamma) as Float32Array, be = b.typedArrayFromHeap(beta) as Float32Array;
-    const y = b.typedArrayFromHeap(yInfo) as Float32Array, meanOut = b.typedArrayFromHeap(meanInfo) as Float32Array, varOut = b.typedArrayFromHeap(varInfo) as Float32Array;
-    const shift0 = Float64Array.from(xs.subarray(0, c)); // K: the first row
-    const { s1, s2 } = channelSums(xs, shift0, xs, shift0, rows, c);
-    const scale = new Float64Array(c), shift = new Float64Array(c);
+    const meanOut = b.typedArrayFromHeap(meanInfo) as Float32Array, varOut = b.typedArrayFromHeap(varInfo) as Float32Array;
+    const shift0 = xs.slice(0, c); // K: the first row
+    let s1: Float64Array, s2: Float64Array;
+    if (simd !== null && scratch !== null) {
+      const xo = heapOffset(backend, x);
+      simd.channelSums(xo, xo, xo, xo, rows, c, scratch.at(0), scratch.at(2 * c));
+      [s1, s2] = [scratch.f64(0, c), scratch.f64(2 * c, c)];
+    } else {
+      ({ s1, s2 } = channelSums(xs, shift0, xs, shift0, rows, c));
+    }
+    const scale = scratch?.f32(4 * c, c) ?? new Float64Array(c), shift = scratch?.f32(5 * c, c) ?? new Float64Array(c);
     for (let j = 0; j < c; j++) {
       const d = s1[j] / rows;
       const mean = shift0[j] + d;
@@ -105,7 +125,15 @@ export const batchNormTrainConfig: tf.KernelConfig = {
       scale[j] = g[j] / Math.sqrt(variance + eps);
       shift[j] = be[j] - mean * scale[j];
     }
-    for (let i = 0, k = 0; i < rows; i++) for (let j = 0; j < c; j++, k++) y[k] = xs[k] * scale[j] + shift[j];
+    if (simd !== null && scratch !== null) {
+      scratch.f32(6 * c, c).fill(0);
+      const xo = heapOffset(backend, x);
+      simd.channelAffine2(xo, xo, scratch.at(4 * c), scratch.at(6 * c), scratch.at(5 * c), heapOffset(backend, yInfo), rows, c);
+      scratch.free();
+    } else {
+      const y = b.typedArrayFromHeap(yInfo) as Float32Array;
+      for (let i = 0, k = 0; i < rows; i++) for (let j = 0; j < c; j++, k++) y[k] = xs[k] * scale[j] + shift[j];
+    }
     return [yInfo, meanInfo, varInfo];
   },
 };
@@ -118,27 +146,44 @@ export const batchNormTrainGradConfig: tf.KernelConfig = {
     const eps = (attrs as unknown as { eps: number }).eps;
     const b = backend as unknown as WasmHeapBackend;
     const { rows, c } = channels(x);
+    const simd = c % 4 === 0 ? simdKernels(backend) : null;
     const dxInfo = b.makeOutput([...x.shape], 'float32');
     const dgInfo = b.makeOutput([c], 'float32');
     const dbInfo = b.makeOutput([c], 'float32');
+    // scratch: s1, s2 (float64 [c] each), zeros, a, slope, bias (float32 [c] each)
+    const scratch = simd === null ? null : new HeapScratch(backend as tf.KernelBackend, 8 * c);
     const dys = b.typedArrayFromHeap(dy) as Float32Array, xs = b.typedArrayFromHeap(x) as Float32Array;
     const m = b.typedArrayFromHeap(mean) as Float32Array, v = b.typedArrayFromHeap(variance) as Float32Array, g = b.typedArrayFromHeap(gamma) as Float32Array;
-    const dx = b.typedArrayFromHeap(dxInfo) as Float32Array, dgOut = b.typedArrayFromHeap(dgInfo) as Float32Array, dbOut = b.typedArrayFromHeap(dbInfo) as Float32Array;
-    const invstd = new Float64Array(c);
-    for (let j = 0; j < c; j++) invstd[j] = 1 / Math.sqrt(v[j] + eps);
+    const dgOut = b.typedArrayFromHeap(dgInfo) as Float32Array, dbOut = b.typedArrayFromHeap(dbInfo) as Float32Array;
     // db = sum dy, dg = sum dy (x - mean) invstd
-    const { s1: db, s2: dxc } = channelSums(dys, new Float64Array(c), xs, Float64Array.from(m), rows, c);
-    const dg = dxc.map((v, j) => v * invstd[j]);
-    const a = new Float64Array(c), bias = new Float64Array(c), slope = new Float64Array(c);
+    let db: Float64Array, dxc: Float64Array;
+    if (simd !== null && scratch !== null) {
+      scratch.f32(4 * c, c).fill(0);
+      simd.channelSums(heapOffset(backend, dy), scratch.at(4 * c), heapOffset(backend, x), heapOffset(backend, mean), rows, c, scratch.at(0), scratch.at(2 * c));
+      [db, dxc] = [scratch.f64(0, c), scratch.f64(2 * c, c)];
+    } else {
+      ({ s1: db, s2: dxc } = channelSums(dys, new Float64Array(c), xs, m, rows, c));
+    }
+    const a = scratch?.f32(5 * c, c) ?? new Float64Array(c), slope = scratch?.f32(6 * c, c) ?? new Float64Array(c);
+    const bias = scratch?.f32(7 * c, c) ?? new Float64Array(c);
     for (let j = 0; j < c; j++) {
-      dgOut[j] = dg[j];
+      const invstd = 1 / Math.sqrt(v[j] + eps);
+      const dg = dxc[j] * invstd;
+      dgOut[j] = dg;
       dbOut[j] = db[j];
       // dx = gamma invstd (dy - db/N - xhat dg/N) = a dy + slope x + bias
-      a[j] = g[j] * invstd[j];
-      slope[j] = -a[j] * invstd[j] * dg[j] / rows;
-      bias[j] = -a[j] * db[j] / rows - slope[j] * m[j];
+      const aj = g[j] * invstd, sj = (-aj * invstd * dg) / rows;
+      a[j] = aj;
+      slope[j] = sj;
+      bias[j] = (-aj * db[j]) / rows - sj * m[j];
     }
-    for (let i = 0, k = 0; i < rows; i++) for (let j = 0; j < c; j++, k++) dx[k] = a[j] * dys[k] + slope[j] * xs[k] + bias[j];
+    if (simd !== null && scratch !== null) {
+      simd.channelAffine2(heapOffset(backend, dy), heapOffset(backend, x), scratch.at(5 * c), scratch.at(6 * c), scratch.at(7 * c), heapOffset(backend, dxInfo), rows, c);
+      scratch.free();
+    } else {
+      const dx = b.typedArrayFromHeap(dxInfo) as Float32Array;
+      for (let i = 0, k = 0; i < rows; i++) for (let j = 0; j < c; j++, k++) dx[k] = a[j] * dys[k] + slope[j] * xs[k] + bias[j];
+    }
     return [dxInfo, dgInfo, dbInfo];
   },
 };

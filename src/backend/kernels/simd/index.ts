@@ -14,6 +14,8 @@ export interface SimdKernels {
   adamw(p: number, g: number, m: number, v: number, pOut: number, mOut: number, vOut: number, n: number,
     beta1: number, c1: number, beta2: number, c2: number, stepSize: number, invBc2: number, eps: number, decay: number, gradScale: number): void;
   sumSquares(x: number, n: number): number;
+  channelSums(u: number, uShift: number, w: number, wShift: number, rows: number, c: number, s1: number, s2: number): void;
+  channelAffine2(u: number, w: number, a: number, b: number, k: number, out: number, rows: number, c: number): void;
 }
 
 /** The WebAssembly API used here (the ES2022 lib has no types for it). */
@@ -47,7 +49,7 @@ export function simdKernels(backend: object): SimdKernels | null {
       const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
       kernels = instance.exports as unknown as SimdKernels;
     } catch (e) {
-      log.warn(`wasm SIMD kernels unavailable (${e instanceof Error ? e.message : String(e)}): the optimizer step uses tfjs ops`);
+      log.warn(`wasm SIMD kernels unavailable (${e instanceof Error ? e.message : String(e)}): the optimizer step uses tfjs ops and batch norm JavaScript loops`);
       kernels = null;
     }
     instances.set(memory, kernels);

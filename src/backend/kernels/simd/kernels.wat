@@ -92,4 +92,95 @@
         (local.set $o (i32.add (local.get $o) (i32.const 4)))
         (br $tail)))
     (local.get $f))
+
+  ;; Per-channel sums over [rows, c] float32 arrays u, w (channels fastest, c a multiple of 4), in
+  ;; float64: s1[j] = sum (u - us[j]),  s2[j] = sum (u - us[j]) (w - ws[j]), us / ws float32 [c]
+  ;; (shifts), s1 / s2 float64 [c] (written). Rows in chunks of ~32 KB of u, so that the c / 4
+  ;; channel blocks re-read a chunk from cache; per block, four f64x2 accumulators.
+  (func (export "channelSums")
+    (param $u i32) (param $us i32) (param $w i32) (param $ws i32) (param $rows i32) (param $c i32) (param $s1 i32) (param $s2 i32)
+    (local $rowBytes i32) (local $chunk i32) (local $r0 i32) (local $r1 i32) (local $j i32) (local $o i32) (local $end i32)
+    (local $uLo v128) (local $uHi v128) (local $wLo v128) (local $wHi v128)
+    (local $a1 v128) (local $a2 v128) (local $b1 v128) (local $b2 v128)
+    (local $x v128) (local $eLo v128) (local $eHi v128)
+    (local.set $rowBytes (i32.shl (local.get $c) (i32.const 2)))
+    ;; zero the sums
+    (local.set $j (i32.const 0))
+    (block $z_done (loop $z
+      (br_if $z_done (i32.ge_u (local.get $j) (local.get $c)))
+      (f64.store (i32.add (local.get $s1) (i32.shl (local.get $j) (i32.const 3))) (f64.const 0))
+      (f64.store (i32.add (local.get $s2) (i32.shl (local.get $j) (i32.const 3))) (f64.const 0))
+      (local.set $j (i32.add (local.get $j) (i32.const 1)))
+      (br $z)))
+    (local.set $chunk (i32.div_u (i32.const 8192) (local.get $c)))
+    (if (i32.eqz (local.get $chunk)) (then (local.set $chunk (i32.const 1))))
+    (local.set $r0 (i32.const 0))
+    (block $chunks_done (loop $chunks
+      (br_if $chunks_done (i32.ge_u (local.get $r0) (local.get $rows)))
+      (local.set $r1 (i32.add (local.get $r0) (local.get $chunk)))
+      (if (i32.gt_u (local.get $r1) (local.get $rows)) (then (local.set $r1 (local.get $rows))))
+      (local.set $j (i32.const 0))
+      (block $blocks_done (loop $blocks
+        (br_if $blocks_done (i32.ge_u (local.get $j) (local.get $c)))
+        ;; this block's shifts, as float64 pairs
+        (local.set $x (v128.load (i32.add (local.get $us) (i32.shl (local.get $j) (i32.const 2)))))
+        (local.set $uLo (f64x2.promote_low_f32x4 (local.get $x)))
+        (local.set $uHi (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $x) (local.get $x))))
+        (local.set $x (v128.load (i32.add (local.get $ws) (i32.shl (local.get $j) (i32.const 2)))))
+        (local.set $wLo (f64x2.promote_low_f32x4 (local.get $x)))
+        (local.set $wHi (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $x) (local.get $x))))
+        (local.set $a1 (f64x2.splat (f64.const 0)))
+        (local.set $a2 (f64x2.splat (f64.const 0)))
+        (local.set $b1 (f64x2.splat (f64.const 0)))
+        (local.set $b2 (f64x2.splat (f64.const 0)))
+        (local.set $o (i32.add (i32.mul (local.get $r0) (local.get $rowBytes)) (i32.shl (local.get $j) (i32.const 2))))
+        (local.set $end (i32.mul (local.get $r1) (local.get $rowBytes)))
+        (block $rows_done (loop $row
+          (br_if $rows_done (i32.ge_u (local.get $o) (local.get $end)))
+          (local.set $x (v128.load (i32.add (local.get $u) (local.get $o))))
+          (local.set $eLo (f64x2.sub (f64x2.promote_low_f32x4 (local.get $x)) (local.get $uLo)))
+          (local.set $eHi (f64x2.sub (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $x) (local.get $x))) (local.get $uHi)))
+          (local.set $a1 (f64x2.add (local.get $a1) (local.get $eLo)))
+          (local.set $a2 (f64x2.add (local.get $a2) (local.get $eHi)))
+          (local.set $x (v128.load (i32.add (local.get $w) (local.get $o))))
+          (local.set $b1 (f64x2.add (local.get $b1) (f64x2.mul (local.get $eLo)
+            (f64x2.sub (f64x2.promote_low_f32x4 (local.get $x)) (local.get $wLo)))))
+          (local.set $b2 (f64x2.add (local.get $b2) (f64x2.mul (local.get $eHi)
+            (f64x2.sub (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $x) (local.get $x))) (local.get $wHi)))))
+          (local.set $o (i32.add (local.get $o) (local.get $rowBytes)))
+          (br $row)))
+        ;; add the chunk's sums into s1 / s2 (channels j .. j+3: bytes 8j .. 8j+31)
+        (local.set $o (i32.shl (local.get $j) (i32.const 3)))
+        (v128.store (i32.add (local.get $s1) (local.get $o)) (f64x2.add (v128.load (i32.add (local.get $s1) (local.get $o))) (local.get $a1)))
+        (v128.store offset=16 (i32.add (local.get $s1) (local.get $o)) (f64x2.add (v128.load offset=16 (i32.add (local.get $s1) (local.get $o))) (local.get $a2)))
+        (v128.store (i32.add (local.get $s2) (local.get $o)) (f64x2.add (v128.load (i32.add (local.get $s2) (local.get $o))) (local.get $b1)))
+        (v128.store offset=16 (i32.add (local.get $s2) (local.get $o)) (f64x2.add (v128.load offset=16 (i32.add (local.get $s2) (local.get $o))) (local.get $b2)))
+        (local.set $j (i32.add (local.get $j) (i32.const 4)))
+        (br $blocks)))
+      (local.set $r0 (local.get $r1))
+      (br $chunks))))
+
+  ;; out[r, j] = a[j] u[r, j] + b[j] w[r, j] + k[j] over [rows, c] float32 (c a multiple of 4;
+  ;; a, b, k float32 [c]): batch norm's output (b = 0) and its input gradient.
+  (func (export "channelAffine2")
+    (param $u i32) (param $w i32) (param $a i32) (param $b i32) (param $k i32) (param $out i32) (param $rows i32) (param $c i32)
+    (local $rowBytes i32) (local $o i32) (local $j i32) (local $end i32) (local $row i32)
+    (local.set $rowBytes (i32.shl (local.get $c) (i32.const 2)))
+    (local.set $end (i32.mul (local.get $rows) (local.get $rowBytes)))
+    (block $done (loop $rowsL
+      (br_if $done (i32.ge_u (local.get $row) (local.get $end)))
+      (local.set $j (i32.const 0))
+      (block $row_done (loop $cols
+        (br_if $row_done (i32.ge_u (local.get $j) (local.get $rowBytes)))
+        (local.set $o (i32.add (local.get $row) (local.get $j)))
+        (v128.store (i32.add (local.get $out) (local.get $o))
+          (f32x4.add
+            (f32x4.add
+              (f32x4.mul (v128.load (i32.add (local.get $a) (local.get $j))) (v128.load (i32.add (local.get $u) (local.get $o))))
+              (f32x4.mul (v128.load (i32.add (local.get $b) (local.get $j))) (v128.load (i32.add (local.get $w) (local.get $o)))))
+            (v128.load (i32.add (local.get $k) (local.get $j)))))
+        (local.set $j (i32.add (local.get $j) (i32.const 16)))
+        (br $cols)))
+      (local.set $row (i32.add (local.get $row) (local.get $rowBytes)))
+      (br $rowsL))))
 )
