@@ -85,6 +85,59 @@ describe('backend/batch_norm_train (fused batch norm kernels)', function () {
     console.log(`    worst relative difference ${worst.toExponential(2)}`);
   });
 
+  it('ReLU and residual epilogues: outputs and all four gradients match the cpu composite', async () => {
+    const rng = makeRng(23);
+    let worst = 0;
+    const epilogues = [{ relu: true, residual: false }, { relu: true, residual: true }, { relu: false, residual: true }];
+    for (let k = 0; k < 9; k++) {
+      const shape = [rng.int(1, 3), rng.int(2, 6), rng.int(2, 7), [3, 8, 12, 33, 64][k % 5]];
+      const { relu, residual } = epilogues[k % 3];
+      const x = Float32Array.from(await cpuData(shape, 500 + k), (v) => 3 * v + 10);
+      const r = await cpuData(shape, 600 + k), w = await cpuData(shape, 700 + k);
+      const c = shape[3];
+      const gamma = await cpuData([c], 800 + k), beta = await cpuData([c], 900 + k);
+      const run = () => {
+        const xt = tf.tensor(x, shape), rt = tf.tensor(r, shape), wt = tf.tensor(w, shape), g = tf.tensor1d(gamma), b = tf.tensor1d(beta);
+        const bn = (xx: tf.Tensor, gg: tf.Tensor, bb: tf.Tensor, rr: tf.Tensor) =>
+          batchNormTrain(xx, gg as tf.Tensor1D, bb as tf.Tensor1D, 1e-5, { relu, residual: residual ? rr : undefined });
+        const { y, mean, variance } = bn(xt, g, b, rt);
+        const loss = (xx: tf.Tensor, gg: tf.Tensor, bb: tf.Tensor, rr: tf.Tensor) => tf.sum(tf.mul(bn(xx, gg, bb, rr).y, wt));
+        const grads = residual ? tf.grads(loss)([xt, g, b, rt]) : tf.grads((xx: tf.Tensor, gg: tf.Tensor, bb: tf.Tensor) => loss(xx, gg, bb, rt))([xt, g, b]);
+        return [y, mean, variance, ...grads];
+      };
+      const ref = await valuesOn('cpu', run);
+      await initBackend({ name: 'wasm', threads: 1 });
+      const before = tf.memory().numTensors;
+      const got = await valuesOn('wasm', run);
+      assert.equal(tf.memory().numTensors, before, 'no tensors left');
+      got.forEach((v, i) => {
+        const name = ['y', 'mean', 'variance', 'dx', 'dgamma', 'dbeta', 'dresidual'][i];
+        const d = relDiff(v, ref[i]);
+        worst = Math.max(worst, d);
+        assert.ok(d <= TOL, `shape [${shape}] relu ${relu} residual ${residual} output ${name}: ${d}`);
+      });
+      assert.equal(got.length, residual ? 7 : 6);
+      if (relu) assert.ok(got[0].every((v) => v >= 0) && got[0].some((v) => v === 0), 'ReLU applied');
+    }
+    console.log(`    worst relative difference ${worst.toExponential(2)}`);
+  });
+
+  it('BatchNorm2d in eval mode applies the same epilogue with the running statistics', async () => {
+    await initBackend({ name: 'wasm', threads: 1 });
+    const bn = new BatchNorm2d(2);
+    bn.eval();
+    const out = tf.tidy(() => {
+      const x = tf.tensor4d([1, -2, -3, 4], [1, 1, 2, 2]);
+      const r = tf.tensor4d([0.5, 0.5, 1, -1], [1, 1, 2, 2]);
+      return [bn.forward(x, { relu: true }), bn.forward(x, { residual: r }), bn.forward(x, { residual: r, relu: true })].map((t) => Array.from(t.dataSync()));
+    });
+    bn.dispose();
+    // running mean 0, var 1, gamma 1, beta 0: bn(x) = x / sqrt(1 + 1e-5)
+    const s = 1 / Math.sqrt(1 + 1e-5);
+    const want = [[s, 0, 0, 4 * s], [s + 0.5, -2 * s + 0.5, -3 * s + 1, 4 * s - 1], [s + 0.5, 0, 0, 4 * s - 1]];
+    out.forEach((row, i) => row.forEach((v, j) => assert.ok(Math.abs(v - want[i][j]) < 1e-6, `case ${i}[${j}]: ${v} vs ${want[i][j]}`)));
+  });
+
   it('BatchNorm2d on wasm: running statistics as on cpu; tensor count flat over training steps', async () => {
     const shape = [4, 5, 6, 8];
     const x = await cpuData(shape, 7);

@@ -89,20 +89,27 @@ class HeapScratch {
   }
 }
 
+interface BatchNormAttrs {
+  eps: number;
+  /** y = relu(...): the backward kernel takes y and returns the gradient through the ReLU too */
+  relu: boolean;
+}
+
 export const batchNormTrainConfig: tf.KernelConfig = {
   kernelName: BATCH_NORM_TRAIN,
   backendName: WASM,
   kernelFunc: ({ inputs, backend, attrs }) => {
-    const { x, gamma, beta } = inputs as Record<string, TensorInfo>;
-    const eps = (attrs as unknown as { eps: number }).eps;
+    const { x, gamma, beta, residual } = inputs as Record<string, TensorInfo> & { residual?: TensorInfo };
+    const { eps, relu } = attrs as unknown as BatchNormAttrs;
     const b = backend as unknown as WasmHeapBackend;
     const { rows, c } = channels(x);
     const simd = c % 4 === 0 ? simdKernels(backend) : null;
+    const floor = relu ? 0 : -Infinity;
     // Outputs and scratch first: allocating may grow the heap and detach earlier views.
     const yInfo = b.makeOutput([...x.shape], 'float32');
     const meanInfo = b.makeOutput([c], 'float32');
     const varInfo = b.makeOutput([c], 'float32');
-    // scratch: s1, s2 (float64 [c] each), scale, shift, zeros (float32 [c] each)
+    // scratch: s1, s2 (float64 [c] each), scale, shift, residual factor (float32 [c] each)
     const scratch = simd === null ? null : new HeapScratch(backend as tf.KernelBackend, 7 * c);
     const xs = b.typedArrayFromHeap(x) as Float32Array, g = b.typedArrayFromHeap(gamma) as Float32Array, be = b.typedArrayFromHeap(beta) as Float32Array;
     const meanOut = b.typedArrayFromHeap(meanInfo) as Float32Array, varOut = b.typedArrayFromHeap(varInfo) as Float32Array;
@@ -126,43 +133,66 @@ export const batchNormTrainConfig: tf.KernelConfig = {
       shift[j] = be[j] - mean * scale[j];
     }
     if (simd !== null && scratch !== null) {
-      scratch.f32(6 * c, c).fill(0);
+      // y = max(floor, scale x + r residual + shift), r = 1 with a residual, else 0 (w = x)
+      scratch.f32(6 * c, c).fill(residual === undefined ? 0 : 1);
       const xo = heapOffset(backend, x);
-      simd.channelAffine2(xo, xo, scratch.at(4 * c), scratch.at(6 * c), scratch.at(5 * c), heapOffset(backend, yInfo), rows, c);
+      simd.channelAffine2(xo, residual === undefined ? xo : heapOffset(backend, residual), scratch.at(4 * c), scratch.at(6 * c), scratch.at(5 * c),
+        heapOffset(backend, yInfo), rows, c, floor);
       scratch.free();
     } else {
       const y = b.typedArrayFromHeap(yInfo) as Float32Array;
-      for (let i = 0, k = 0; i < rows; i++) for (let j = 0; j < c; j++, k++) y[k] = xs[k] * scale[j] + shift[j];
+      const r = residual === undefined ? null : (b.typedArrayFromHeap(residual) as Float32Array);
+      for (let i = 0, k = 0; i < rows; i++) {
+        for (let j = 0; j < c; j++, k++) y[k] = Math.max(floor, xs[k] * scale[j] + shift[j] + (r === null ? 0 : r[k]));
+      }
     }
     return [yInfo, meanInfo, varInfo];
   },
 };
 
+/**
+ * Outputs dx, dgamma, dbeta, and with `relu` also dz: the gradient at the ReLU's input (dy where
+ * y > 0, else 0), which is the residual's gradient and what the batch norm backward runs on.
+ */
 export const batchNormTrainGradConfig: tf.KernelConfig = {
   kernelName: BATCH_NORM_TRAIN_GRAD,
   backendName: WASM,
   kernelFunc: ({ inputs, backend, attrs }) => {
-    const { dy, x, mean, variance, gamma } = inputs as Record<string, TensorInfo>;
-    const eps = (attrs as unknown as { eps: number }).eps;
+    const { dy, x, mean, variance, gamma, y } = inputs as Record<string, TensorInfo> & { y?: TensorInfo };
+    const { eps, relu } = attrs as unknown as BatchNormAttrs;
     const b = backend as unknown as WasmHeapBackend;
     const { rows, c } = channels(x);
     const simd = c % 4 === 0 ? simdKernels(backend) : null;
     const dxInfo = b.makeOutput([...x.shape], 'float32');
     const dgInfo = b.makeOutput([c], 'float32');
     const dbInfo = b.makeOutput([c], 'float32');
+    const dzInfo = relu ? b.makeOutput([...x.shape], 'float32') : null;
     // scratch: s1, s2 (float64 [c] each), zeros, a, slope, bias (float32 [c] each)
     const scratch = simd === null ? null : new HeapScratch(backend as tf.KernelBackend, 8 * c);
-    const dys = b.typedArrayFromHeap(dy) as Float32Array, xs = b.typedArrayFromHeap(x) as Float32Array;
+    const xs = b.typedArrayFromHeap(x) as Float32Array;
     const m = b.typedArrayFromHeap(mean) as Float32Array, v = b.typedArrayFromHeap(variance) as Float32Array, g = b.typedArrayFromHeap(gamma) as Float32Array;
     const dgOut = b.typedArrayFromHeap(dgInfo) as Float32Array, dbOut = b.typedArrayFromHeap(dbInfo) as Float32Array;
-    // db = sum dy, dg = sum dy (x - mean) invstd
+    // dz: dy through the ReLU (in the dz output), or dy itself
+    let dz = dy;
+    if (dzInfo !== null) {
+      if (y === undefined) throw new Error(`${BATCH_NORM_TRAIN_GRAD}: relu needs the forward output y`);
+      if (simd !== null) {
+        simd.reluGrad(heapOffset(backend, dy), heapOffset(backend, y), heapOffset(backend, dzInfo), rows * c);
+      } else {
+        const dys = b.typedArrayFromHeap(dy) as Float32Array, ys = b.typedArrayFromHeap(y) as Float32Array, dzs = b.typedArrayFromHeap(dzInfo) as Float32Array;
+        for (let k = 0; k < rows * c; k++) dzs[k] = ys[k] > 0 ? dys[k] : 0;
+      }
+      dz = dzInfo;
+    }
+    const dzs = b.typedArrayFromHeap(dz) as Float32Array;
+    // db = sum dz, dg = sum dz (x - mean) invstd
     let db: Float64Array, dxc: Float64Array;
     if (simd !== null && scratch !== null) {
       scratch.f32(4 * c, c).fill(0);
-      simd.channelSums(heapOffset(backend, dy), scratch.at(4 * c), heapOffset(backend, x), heapOffset(backend, mean), rows, c, scratch.at(0), scratch.at(2 * c));
+      simd.channelSums(heapOffset(backend, dz), scratch.at(4 * c), heapOffset(backend, x), heapOffset(backend, mean), rows, c, scratch.at(0), scratch.at(2 * c));
       [db, dxc] = [scratch.f64(0, c), scratch.f64(2 * c, c)];
     } else {
-      ({ s1: db, s2: dxc } = channelSums(dys, new Float64Array(c), xs, m, rows, c));
+      ({ s1: db, s2: dxc } = channelSums(dzs, new Float64Array(c), xs, m, rows, c));
     }
     const a = scratch?.f32(5 * c, c) ?? new Float64Array(c), slope = scratch?.f32(6 * c, c) ?? new Float64Array(c);
     const bias = scratch?.f32(7 * c, c) ?? new Float64Array(c);
@@ -171,20 +201,21 @@ export const batchNormTrainGradConfig: tf.KernelConfig = {
       const dg = dxc[j] * invstd;
       dgOut[j] = dg;
       dbOut[j] = db[j];
-      // dx = gamma invstd (dy - db/N - xhat dg/N) = a dy + slope x + bias
+      // dx = gamma invstd (dz - db/N - xhat dg/N) = a dz + slope x + bias
       const aj = g[j] * invstd, sj = (-aj * invstd * dg) / rows;
       a[j] = aj;
       slope[j] = sj;
       bias[j] = (-aj * db[j]) / rows - sj * m[j];
     }
     if (simd !== null && scratch !== null) {
-      simd.channelAffine2(heapOffset(backend, dy), heapOffset(backend, x), scratch.at(5 * c), scratch.at(6 * c), scratch.at(7 * c), heapOffset(backend, dxInfo), rows, c);
+      simd.channelAffine2(heapOffset(backend, dz), heapOffset(backend, x), scratch.at(5 * c), scratch.at(6 * c), scratch.at(7 * c),
+        heapOffset(backend, dxInfo), rows, c, -Infinity);
       scratch.free();
     } else {
       const dx = b.typedArrayFromHeap(dxInfo) as Float32Array;
-      for (let i = 0, k = 0; i < rows; i++) for (let j = 0; j < c; j++, k++) dx[k] = a[j] * dys[k] + slope[j] * xs[k] + bias[j];
+      for (let i = 0, k = 0; i < rows; i++) for (let j = 0; j < c; j++, k++) dx[k] = a[j] * dzs[k] + slope[j] * xs[k] + bias[j];
     }
-    return [dxInfo, dgInfo, dbInfo];
+    return dzInfo === null ? [dxInfo, dgInfo, dbInfo] : [dxInfo, dgInfo, dbInfo, dzInfo];
   },
 };
 
@@ -194,34 +225,62 @@ export function hasFusedBatchNormTrain(): boolean {
   return tf.getKernel(BATCH_NORM_TRAIN, tf.getBackend()) !== undefined && tf.getKernel(BATCH_NORM_TRAIN_GRAD, tf.getBackend()) !== undefined;
 }
 
+/** What follows the normalization inside the same kernel: y = relu?(bn(x) + residual?). */
+export interface BatchNormEpilogue {
+  /** added after the affine transform (a ResNet block's shortcut); same shape as x */
+  residual?: tf.Tensor;
+  /** max(0, .) last */
+  relu?: boolean;
+}
+
 /**
- * Training-mode batch norm over the last axis: y, and the batch mean and biased variance ([C],
- * outside the gradient: for the running statistics). Gradients flow to x, gamma and beta.
+ * Training-mode batch norm over the last axis: y = relu?(bn(x) + residual?), and the batch mean
+ * and biased variance ([C], outside the gradient: for the running statistics). Gradients flow to
+ * x, gamma, beta and the residual.
  */
-export function batchNormTrain(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps: number): { y: tf.Tensor; mean: tf.Tensor1D; variance: tf.Tensor1D } {
+export function batchNormTrain(
+  x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps: number, epilogue: BatchNormEpilogue = {},
+): { y: tf.Tensor; mean: tf.Tensor1D; variance: tf.Tensor1D } {
+  const relu = epilogue.relu ?? false;
+  const residual = epilogue.residual;
+  if (residual !== undefined && !tf.util.arraysEqual(residual.shape, x.shape)) {
+    throw new Error(`batchNormTrain: residual shape [${residual.shape}] differs from the input's [${x.shape}]`);
+  }
   if (!hasFusedBatchNormTrain()) {
     return tf.tidy(() => {
       const axes = x.shape.slice(0, -1).map((_, i) => i);
       const { mean, variance } = tf.moments(x, axes);
-      return { y: tf.batchNorm(x, mean, variance, beta, gamma, eps), mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D };
+      let y = tf.batchNorm(x, mean, variance, beta, gamma, eps);
+      if (residual !== undefined) y = tf.add(y, residual);
+      if (relu) y = tf.relu(y);
+      return { y, mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D };
     });
   }
+  const attrs = { eps, relu } as unknown as tf.NamedAttrMap;
   const kept: tf.Tensor[] = [];
   // customGrad runs f in a tidy that frees all but y: the statistics are kept past it, then
   // cloned into the caller's scope (so its tidy frees them) and the kept copies disposed.
-  const f = tf.customGrad(((xIn: tf.Tensor, gIn: tf.Tensor, bIn: tf.Tensor, save: tf.GradSaveFunc) => {
-    const [y, mean, variance] = tf.engine().runKernel(BATCH_NORM_TRAIN, { x: xIn, gamma: gIn, beta: bIn }, { eps } as unknown as tf.NamedAttrMap) as tf.Tensor[];
-    save([xIn, mean, variance, gIn]);
+  const f = tf.customGrad(((...args: unknown[]) => {
+    const save = args.pop() as tf.GradSaveFunc;
+    const [xIn, gIn, bIn, rIn] = args as tf.Tensor[];
+    const inputs: tf.NamedTensorMap = rIn === undefined ? { x: xIn, gamma: gIn, beta: bIn } : { x: xIn, gamma: gIn, beta: bIn, residual: rIn };
+    const [y, mean, variance] = tf.engine().runKernel(BATCH_NORM_TRAIN, inputs, attrs) as tf.Tensor[];
+    save(relu ? [xIn, mean, variance, gIn, y] : [xIn, mean, variance, gIn]);
     kept.push(tf.keep(mean), tf.keep(variance));
     return {
       value: y,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [xs, m, v, g] = saved;
-        return tf.engine().runKernel(BATCH_NORM_TRAIN_GRAD, { dy, x: xs, mean: m, variance: v, gamma: g }, { eps } as unknown as tf.NamedAttrMap) as tf.Tensor[];
+        const [xs, m, v, g, ys] = saved;
+        const gradInputs: tf.NamedTensorMap = { dy, x: xs, mean: m, variance: v, gamma: g };
+        if (relu) gradInputs.y = ys;
+        const [dx, dg, db, dz] = tf.engine().runKernel(BATCH_NORM_TRAIN_GRAD, gradInputs, attrs) as tf.Tensor[];
+        if (rIn !== undefined) return [dx, dg, db, dz ?? dy.clone()]; // the residual's gradient: dy through the ReLU
+        if (dz !== undefined) dz.dispose();
+        return [dx, dg, db];
       },
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
-  const y = f(x, gamma, beta);
+  const y = residual === undefined ? f(x, gamma, beta) : (f as unknown as (...t: tf.Tensor[]) => tf.Tensor)(x, gamma, beta, residual);
   const [mean, variance] = kept.map((t) => t.clone() as tf.Tensor1D);
   tf.dispose(kept);
   return { y, mean, variance };

@@ -126,10 +126,9 @@ export class BasicBlock extends Module {
   /** x: [B, H, W, in] -> [B, H/stride, W/stride, planes]. */
   forward(x: tf.Tensor4D): tf.Tensor4D {
     return tf.tidy(() => {
-      let y = tf.relu(this.bn1.forward(this.conv1.forward(x)));
-      y = this.bn2.forward(this.conv2.forward(y));
+      const y = this.bn1.forward(this.conv1.forward(x), { relu: true });
       const identity = this.downsample ? (this.downsample.forward(x) as tf.Tensor4D) : x;
-      return tf.relu(tf.add(y, identity)) as tf.Tensor4D;
+      return this.bn2.forward(this.conv2.forward(y), { residual: identity, relu: true }); // relu(bn2(.) + identity)
     });
   }
 
@@ -175,11 +174,10 @@ export class Bottleneck extends Module {
   /** x: [B, H, W, in] -> [B, H/stride, W/stride, 4 planes]. */
   forward(x: tf.Tensor4D): tf.Tensor4D {
     return tf.tidy(() => {
-      let y = tf.relu(this.bn1.forward(this.conv1.forward(x)));
-      y = tf.relu(this.bn2.forward(this.conv2.forward(y)));
-      y = this.bn3.forward(this.conv3.forward(y));
+      let y = this.bn1.forward(this.conv1.forward(x), { relu: true });
+      y = this.bn2.forward(this.conv2.forward(y), { relu: true });
       const identity = this.downsample ? (this.downsample.forward(x) as tf.Tensor4D) : x;
-      return tf.relu(tf.add(y, identity)) as tf.Tensor4D;
+      return this.bn3.forward(this.conv3.forward(y), { residual: identity, relu: true }); // relu(bn3(.) + identity)
     });
   }
 
@@ -262,7 +260,7 @@ export class ResNet extends Module implements Backbone {
       () => `${this.name}${this.path() ? ` (${this.path()})` : ''}: input [B,H,W,${this.inChannels}] expected, got ${fmtShape(x.shape)}`);
     // One tidy for the four outputs: tf.tidy keeps tensors returned in an object.
     return tf.tidy(() => {
-      const stem = this.maxpool.forward(tf.relu(this.bn1.forward(this.conv1.forward(x))));
+      const stem = this.maxpool.forward(this.bn1.forward(this.conv1.forward(x), { relu: true }));
       const c2 = this.layer1.forward(stem) as tf.Tensor4D;
       const c3 = this.layer2.forward(c2) as tf.Tensor4D;
       const c4 = this.layer3.forward(c3) as tf.Tensor4D;

@@ -11,7 +11,7 @@
  * LayerNorm: `weight` and `bias` [dim]; exported as opset-17 LayerNormalization(axis=-1).
  */
 import { tf } from '../../backend/tf';
-import { batchNormTrain } from '../../backend/kernels/batch_norm_train';
+import { batchNormTrain, type BatchNormEpilogue } from '../../backend/kernels/batch_norm_train';
 import type { OnnxGraph } from '../../export/onnx_graph';
 import { init } from './init';
 import { Module, assertShape, fmtShape } from './module';
@@ -40,17 +40,25 @@ export class BatchNorm2d extends Module {
     this.runningVar = this.registerBuffer('running_var', { shape: c, init: init.ones(), seed: 0 });
   }
 
-  /** x: [B, H, W, C] -> same shape. */
-  forward(x: tf.Tensor4D): tf.Tensor4D {
+  /**
+   * x: [B, H, W, C] -> same shape: relu?(bn(x) + residual?). The residual and the ReLU belong to
+   * the caller's graph (a ResNet block's shortcut and activation; `toOnnx` emits only the
+   * normalization), they are taken here so that training runs them inside the fused kernel.
+   */
+  forward(x: tf.Tensor4D, epilogue: BatchNormEpilogue = {}): tf.Tensor4D {
     assertShape(x.rank === 4 && x.shape[3] === this.numFeatures,
       () => `BatchNorm2d(${this.paramPath('weight')}): input [B,H,W,${this.numFeatures}] expected, got ${fmtShape(x.shape)}`);
     if (!this.training) {
-      return tf.batchNorm(x, this.runningMean as tf.Tensor1D, this.runningVar as tf.Tensor1D, this.bias as tf.Tensor1D, this.weight as tf.Tensor1D, this.eps);
+      return tf.tidy(() => {
+        let y: tf.Tensor4D = tf.batchNorm(x, this.runningMean as tf.Tensor1D, this.runningVar as tf.Tensor1D, this.bias as tf.Tensor1D, this.weight as tf.Tensor1D, this.eps);
+        if (epilogue.residual !== undefined) y = tf.add(y, epilogue.residual);
+        return epilogue.relu ? tf.relu(y) : y;
+      });
     }
     const n = x.shape[0] * x.shape[1] * x.shape[2];
     return tf.tidy(() => {
       // one fused kernel each way on wasm; moments + batchNorm elsewhere
-      const { y, mean, variance } = batchNormTrain(x, this.weight as tf.Tensor1D, this.bias as tf.Tensor1D, this.eps); // [C], [C] (biased)
+      const { y, mean, variance } = batchNormTrain(x, this.weight as tf.Tensor1D, this.bias as tf.Tensor1D, this.eps, epilogue); // [C], [C] (biased)
       const m = this.momentum;
       const unbiased = n > 1 ? tf.mul(variance, n / (n - 1)) : variance;
       this.runningMean.assign(tf.add(tf.mul(this.runningMean, 1 - m), tf.mul(mean, m)));

@@ -15,7 +15,8 @@ export interface SimdKernels {
     beta1: number, c1: number, beta2: number, c2: number, stepSize: number, invBc2: number, eps: number, decay: number, gradScale: number): void;
   sumSquares(x: number, n: number): number;
   channelSums(u: number, uShift: number, w: number, wShift: number, rows: number, c: number, s1: number, s2: number): void;
-  channelAffine2(u: number, w: number, a: number, b: number, k: number, out: number, rows: number, c: number): void;
+  channelAffine2(u: number, w: number, a: number, b: number, k: number, out: number, rows: number, c: number, floor: number): void;
+  reluGrad(dy: number, y: number, out: number, n: number): void;
 }
 
 /** The WebAssembly API used here (the ES2022 lib has no types for it). */

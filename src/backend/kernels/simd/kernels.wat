@@ -160,11 +160,13 @@
       (local.set $r0 (local.get $r1))
       (br $chunks))))
 
-  ;; out[r, j] = a[j] u[r, j] + b[j] w[r, j] + k[j] over [rows, c] float32 (c a multiple of 4;
-  ;; a, b, k float32 [c]): batch norm's output (b = 0) and its input gradient.
+  ;; out[r, j] = max(floor, a[j] u[r, j] + b[j] w[r, j] + k[j]) over [rows, c] float32 (c a
+  ;; multiple of 4; a, b, k float32 [c]; floor 0 for a ReLU, -infinity for none; NaN stays NaN):
+  ;; batch norm's output (b = 0, or 1 with a residual w) and its input gradient.
   (func (export "channelAffine2")
-    (param $u i32) (param $w i32) (param $a i32) (param $b i32) (param $k i32) (param $out i32) (param $rows i32) (param $c i32)
-    (local $rowBytes i32) (local $o i32) (local $j i32) (local $end i32) (local $row i32)
+    (param $u i32) (param $w i32) (param $a i32) (param $b i32) (param $k i32) (param $out i32) (param $rows i32) (param $c i32) (param $floor f32)
+    (local $rowBytes i32) (local $o i32) (local $j i32) (local $end i32) (local $row i32) (local $fl v128)
+    (local.set $fl (f32x4.splat (local.get $floor)))
     (local.set $rowBytes (i32.shl (local.get $c) (i32.const 2)))
     (local.set $end (i32.mul (local.get $rows) (local.get $rowBytes)))
     (block $done (loop $rowsL
@@ -174,13 +176,35 @@
         (br_if $row_done (i32.ge_u (local.get $j) (local.get $rowBytes)))
         (local.set $o (i32.add (local.get $row) (local.get $j)))
         (v128.store (i32.add (local.get $out) (local.get $o))
-          (f32x4.add
+          (f32x4.max (local.get $fl)
             (f32x4.add
-              (f32x4.mul (v128.load (i32.add (local.get $a) (local.get $j))) (v128.load (i32.add (local.get $u) (local.get $o))))
-              (f32x4.mul (v128.load (i32.add (local.get $b) (local.get $j))) (v128.load (i32.add (local.get $w) (local.get $o)))))
-            (v128.load (i32.add (local.get $k) (local.get $j)))))
+              (f32x4.add
+                (f32x4.mul (v128.load (i32.add (local.get $a) (local.get $j))) (v128.load (i32.add (local.get $u) (local.get $o))))
+                (f32x4.mul (v128.load (i32.add (local.get $b) (local.get $j))) (v128.load (i32.add (local.get $w) (local.get $o)))))
+              (v128.load (i32.add (local.get $k) (local.get $j))))))
         (local.set $j (i32.add (local.get $j) (i32.const 16)))
         (br $cols)))
       (local.set $row (i32.add (local.get $row) (local.get $rowBytes)))
       (br $rowsL))))
+
+  ;; out = dy where y > 0, else 0, over n float32 values: the gradient through a ReLU whose output
+  ;; is y. out may be dy (in place).
+  (func (export "reluGrad") (param $dy i32) (param $y i32) (param $out i32) (param $n i32)
+    (local $o i32) (local $end i32) (local $bytes i32)
+    (local.set $bytes (i32.shl (local.get $n) (i32.const 2)))
+    (local.set $end (i32.and (local.get $bytes) (i32.const -16)))
+    (block $done (loop $vec
+      (br_if $done (i32.ge_u (local.get $o) (local.get $end)))
+      (v128.store (i32.add (local.get $out) (local.get $o))
+        (v128.and (v128.load (i32.add (local.get $dy) (local.get $o)))
+          (f32x4.gt (v128.load (i32.add (local.get $y) (local.get $o))) (f32x4.splat (f32.const 0)))))
+      (local.set $o (i32.add (local.get $o) (i32.const 16)))
+      (br $vec)))
+    (block $tail_done (loop $tail
+      (br_if $tail_done (i32.ge_u (local.get $o) (local.get $bytes)))
+      (f32.store (i32.add (local.get $out) (local.get $o))
+        (select (f32.load (i32.add (local.get $dy) (local.get $o))) (f32.const 0)
+          (f32.gt (f32.load (i32.add (local.get $y) (local.get $o))) (f32.const 0))))
+      (local.set $o (i32.add (local.get $o) (i32.const 4)))
+      (br $tail))))
 )
