@@ -16,7 +16,7 @@ import { BackendError } from '../../errors';
 import { WASM, as4, type PadAttr, type TensorInfo } from '../kernels/scope';
 import type { NativePlan, OrtRuntime } from './ort_runtime';
 import {
-  backpropFilterGraph, backpropInputGraph, conv2dGraph, matMulGraph, maxPoolGradGraph, NATIVE_ACTIVATIONS,
+  backpropFilterGraph, backpropInputGraph, conv2dGraph, matMulGraph, NATIVE_ACTIVATIONS,
   flippedConvInfo, type BackpropFilterVariant, type BackpropInputVariant, type ConvVariant, type Epilogue, type NativeActivation,
 } from './op_graphs';
 
@@ -250,30 +250,6 @@ function planMatMul(inputs: Record<string, TensorInfo | undefined>, attrs: Recor
 export const nativeBatchMatMulConfig = nativeKernel(tf.BatchMatMul, (inputs, attrs) => planMatMul(inputs, attrs, false));
 export const nativeFusedMatMulConfig = nativeKernel(tf._FusedMatMul, (inputs, attrs) => planMatMul(inputs, attrs, true));
 
-/**
- * MaxPoolGrad (NHWC, float32): measured 147-164 ms for one [8, 64, 64, 64] call on wasm, the
- * largest non-conv kernel of a ResNet-18 step at 128 px. The cost counted against `minFlops` is
- * the window reads, B * oh * ow * C * kh * kw.
- */
-export const nativeMaxPoolGradConfig = nativeKernel(tf.MaxPoolGrad, (inputs, attrs) => {
-  const { dy, input } = inputs;
-  if (!f32(dy) || !f32(input) || input.shape.length !== 4) return null;
-  const { filterSize, strides, pad, dimRoundingMode } = attrs as {
-    filterSize: number | [number, number]; strides: number | [number, number]; pad: PadAttr; dimRoundingMode?: DimRounding;
-  };
-  const info = tf.backend_util.computePool2DInfo(as4(input.shape), filterSize, strides, 1, pad, dimRoundingMode);
-  return {
-    plan: {
-      key: `MaxPoolGrad|${convKey(info)}`,
-      build: () => maxPoolGradGraph(info),
-      inputNames: ['x', 'dy'],
-      outShape: info.inShape,
-    },
-    inputs: [input, dy],
-    flops: info.batchSize * info.outHeight * info.outWidth * info.inChannels * info.filterHeight * info.filterWidth,
-  };
-});
-
 export const NATIVE_KERNELS: readonly tf.KernelConfig[] = [
   nativeConv2DConfig,
   nativeFusedConv2DConfig,
@@ -281,5 +257,4 @@ export const NATIVE_KERNELS: readonly tf.KernelConfig[] = [
   nativeConv2DBackpropFilterConfig,
   nativeBatchMatMulConfig,
   nativeFusedMatMulConfig,
-  nativeMaxPoolGradConfig,
 ];

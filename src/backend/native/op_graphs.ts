@@ -16,7 +16,6 @@
  * |                      | convT    | ConvTranspose (strided)                                   |
  * | Conv2DBackpropFilter | taps     | Pad -> per tap: strided Slice, Gemm(transA) -> Concat     |
  * |                      | dilconv  | Conv of x^T [ci, B, H, W] with dy^T [co, B, oh, ow], dilation = stride (few channels) |
- * | MaxPoolGrad          | scatter  | MaxPool (Indices) -> ScatterElements(add) into zeros      |
  * | BatchMatMul          | gemm     | rank 2: Gemm(transA, transB) (+ bias, activation)         |
  * |                      | matmul   | rank > 2: Transpose -> MatMul (+ bias, activation)        |
  *
@@ -281,27 +280,6 @@ export function matMulGraph(aShape: number[], bShape: number[], transposeA: bool
     y = g.node('MatMul', [a, b]);
   }
   return finish(g, epilogue(g, y, ep), outShape);
-}
-
-/**
- * MaxPoolGrad (NHWC): the gradient goes to the first maximum of each window, as in tfjs. ORT's
- * MaxPool returns that position (flat NCHW index, batch included) as its Indices output, and
- * ScatterElements with reduction 'add' sums dy there (overlapping windows may pick one cell
- * twice). Inputs x (the pooled input) and dy; output x's shape.
- */
-export function maxPoolGradGraph(info: tf.backend_util.Conv2DInfo): BuiltGraph {
-  const g = new OnnxGraph('max_pool_grad');
-  g.input('x', info.inShape);
-  g.input('dy', info.outShape);
-  const { batchSize: B, inHeight: H, inWidth: W, inChannels: C } = info;
-  const [, indices] = g.nodeMulti('MaxPool', [g.node('Transpose', ['x'], { perm: NCHW_OF_NHWC })], {
-    kernel_shape: [info.filterHeight, info.filterWidth], strides: [info.strideHeight, info.strideWidth], pads: pads(info),
-  }, { outputs: 2 }); // indices [B, C, oh, ow] into [B, C, H, W]
-  const flat = int64(g, [-1]);
-  const dy = g.node('Reshape', [g.node('Transpose', ['dy'], { perm: NCHW_OF_NHWC }), flat]);
-  const zeros = g.node('ConstantOfShape', [int64(g, [B * C * H * W])]);
-  const dx = g.node('ScatterElements', [zeros, g.node('Reshape', [indices, flat]), dy], { axis: 0, reduction: 'add' });
-  return finish(g, g.node('Transpose', [g.node('Reshape', [dx, int64(g, [B, C, H, W])])], { perm: NHWC_OF_NCHW }), info.inShape);
 }
 
 /** The runtime's self-test: c = a @ b, a [2, 3], b [3, 2]. */

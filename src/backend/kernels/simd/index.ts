@@ -17,6 +17,8 @@ export interface SimdKernels {
   channelSums(u: number, uShift: number, w: number, wShift: number, rows: number, c: number, s1: number, s2: number): void;
   channelAffine2(u: number, w: number, a: number, b: number, k: number, out: number, rows: number, c: number, floor: number): void;
   reluGrad(dy: number, y: number, out: number, n: number): void;
+  maxPoolGrad(x: number, dy: number, dx: number, batch: number, h: number, w: number, c: number, oh: number, ow: number,
+    kh: number, kw: number, sh: number, sw: number, padTop: number, padLeft: number): void;
 }
 
 /** The WebAssembly API used here (the ES2022 lib has no types for it). */

@@ -207,4 +207,78 @@
           (f32.gt (f32.load (i32.add (local.get $y) (local.get $o))) (f32.const 0))))
       (local.set $o (i32.add (local.get $o) (i32.const 4)))
       (br $tail))))
+
+  ;; MaxPoolGrad, NHWC float32 with C a multiple of 4: dx (zeroed here) gets each window's dy at
+  ;; the window's first maximum of x (strictly greater replaces, as tfjs and PyTorch pick; padding
+  ;; cells are not candidates; a window without a value above -infinity passes nothing). Four
+  ;; channels at a time: the best values and their byte offsets in lanes, then four scalar adds.
+  (func (export "maxPoolGrad")
+    (param $x i32) (param $dy i32) (param $dx i32)
+    (param $batch i32) (param $h i32) (param $w i32) (param $c i32) (param $oh i32) (param $ow i32)
+    (param $kh i32) (param $kw i32) (param $sh i32) (param $sw i32) (param $pt i32) (param $pl i32)
+    (local $b i32) (local $oy i32) (local $ox i32) (local $j i32) (local $ky i32) (local $kx i32)
+    (local $iy i32) (local $ix i32) (local $off i32) (local $rowBytes i32) (local $o i32)
+    (local $best v128) (local $idx v128) (local $v v128) (local $m v128) (local $g v128) (local $lanes v128)
+    (local.set $rowBytes (i32.shl (local.get $c) (i32.const 2)))
+    (memory.fill (local.get $dx) (i32.const 0)
+      (i32.mul (i32.mul (i32.mul (local.get $batch) (local.get $h)) (local.get $w)) (local.get $rowBytes)))
+    (local.set $lanes (v128.const i32x4 0 4 8 12))
+    (block $b_done (loop $bL
+      (br_if $b_done (i32.ge_u (local.get $b) (local.get $batch)))
+      (local.set $oy (i32.const 0))
+      (block $oy_done (loop $oyL
+        (br_if $oy_done (i32.ge_u (local.get $oy) (local.get $oh)))
+        (local.set $ox (i32.const 0))
+        (block $ox_done (loop $oxL
+          (br_if $ox_done (i32.ge_u (local.get $ox) (local.get $ow)))
+          (local.set $j (i32.const 0))
+          (block $j_done (loop $jL
+            (br_if $j_done (i32.ge_u (local.get $j) (local.get $rowBytes)))
+            (local.set $best (f32x4.splat (f32.const -inf)))
+            (local.set $idx (i32x4.splat (i32.const -1)))
+            (local.set $ky (i32.const 0))
+            (block $ky_done (loop $kyL
+              (br_if $ky_done (i32.ge_u (local.get $ky) (local.get $kh)))
+              (local.set $iy (i32.sub (i32.add (i32.mul (local.get $oy) (local.get $sh)) (local.get $ky)) (local.get $pt)))
+              (if (i32.and (i32.ge_s (local.get $iy) (i32.const 0)) (i32.lt_s (local.get $iy) (local.get $h))) (then
+                (local.set $kx (i32.const 0))
+                (block $kx_done (loop $kxL
+                  (br_if $kx_done (i32.ge_u (local.get $kx) (local.get $kw)))
+                  (local.set $ix (i32.sub (i32.add (i32.mul (local.get $ox) (local.get $sw)) (local.get $kx)) (local.get $pl)))
+                  (if (i32.and (i32.ge_s (local.get $ix) (i32.const 0)) (i32.lt_s (local.get $ix) (local.get $w))) (then
+                    ;; byte offset of x[b, iy, ix, j/4 .. j/4+3] from the tensor start
+                    (local.set $off (i32.add
+                      (i32.mul (i32.add (i32.mul (i32.add (i32.mul (local.get $b) (local.get $h)) (local.get $iy)) (local.get $w)) (local.get $ix)) (local.get $rowBytes))
+                      (local.get $j)))
+                    (local.set $v (v128.load (i32.add (local.get $x) (local.get $off))))
+                    (local.set $m (f32x4.gt (local.get $v) (local.get $best)))
+                    (local.set $best (v128.bitselect (local.get $v) (local.get $best) (local.get $m)))
+                    (local.set $idx (v128.bitselect (i32x4.add (i32x4.splat (local.get $off)) (local.get $lanes)) (local.get $idx) (local.get $m)))))
+                  (local.set $kx (i32.add (local.get $kx) (i32.const 1)))
+                  (br $kxL)))))
+              (local.set $ky (i32.add (local.get $ky) (i32.const 1)))
+              (br $kyL)))
+            (local.set $g (v128.load (i32.add (local.get $dy) (i32.add
+              (i32.mul (i32.add (i32.mul (i32.add (i32.mul (local.get $b) (local.get $oh)) (local.get $oy)) (local.get $ow)) (local.get $ox)) (local.get $rowBytes))
+              (local.get $j)))))
+            (local.set $o (i32x4.extract_lane 0 (local.get $idx)))
+            (if (i32.ge_s (local.get $o) (i32.const 0)) (then
+              (f32.store (i32.add (local.get $dx) (local.get $o)) (f32.add (f32.load (i32.add (local.get $dx) (local.get $o))) (f32x4.extract_lane 0 (local.get $g))))))
+            (local.set $o (i32x4.extract_lane 1 (local.get $idx)))
+            (if (i32.ge_s (local.get $o) (i32.const 0)) (then
+              (f32.store (i32.add (local.get $dx) (local.get $o)) (f32.add (f32.load (i32.add (local.get $dx) (local.get $o))) (f32x4.extract_lane 1 (local.get $g))))))
+            (local.set $o (i32x4.extract_lane 2 (local.get $idx)))
+            (if (i32.ge_s (local.get $o) (i32.const 0)) (then
+              (f32.store (i32.add (local.get $dx) (local.get $o)) (f32.add (f32.load (i32.add (local.get $dx) (local.get $o))) (f32x4.extract_lane 2 (local.get $g))))))
+            (local.set $o (i32x4.extract_lane 3 (local.get $idx)))
+            (if (i32.ge_s (local.get $o) (i32.const 0)) (then
+              (f32.store (i32.add (local.get $dx) (local.get $o)) (f32.add (f32.load (i32.add (local.get $dx) (local.get $o))) (f32x4.extract_lane 3 (local.get $g))))))
+            (local.set $j (i32.add (local.get $j) (i32.const 16)))
+            (br $jL)))
+          (local.set $ox (i32.add (local.get $ox) (i32.const 1)))
+          (br $oxL)))
+        (local.set $oy (i32.add (local.get $oy) (i32.const 1)))
+        (br $oyL)))
+      (local.set $b (i32.add (local.get $b) (i32.const 1)))
+      (br $bL))))
 )
