@@ -13,7 +13,7 @@
 # 4. runs dist/bench/train_step_bench.js with the PyTorch results: every section on plain wasm
 #    and on wasm-native (heavy kernels in ONNX Runtime), then the table with ratios to PyTorch,
 #    wasm / wasm-native, and the per-kernel profile of both.
-# About 8 minutes (both tfjs backends). tfjs-cpu runs one batch-1 step at 128 px (~2 min);
+# About 2-3 minutes with --no-cpu (both tfjs backends, 2026-11-29). tfjs-cpu runs one batch-1 step at 128 px (~2 min);
 # --cpu-full runs the batch-8 step instead (10-20 minutes alone), --no-cpu skips it.
 # Run it on a quiet machine: `uptime` is printed first; with other work running, every number
 # (PyTorch's OpenMP threads most of all) is slower and noisier.
