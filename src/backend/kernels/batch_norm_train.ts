@@ -12,12 +12,17 @@
  * Backward dy, x, mean, variance, gamma, eps  (xhat = (x - mean) * invstd):
  *   dbeta = sum dy,  dgamma = sum dy * xhat,
  *   dx = gamma * invstd / N * (N dy - dbeta - xhat * dgamma)        outputs dx, dgamma, dbeta
- * (sums over the N = size / C rows). When C is a multiple of 4 (every ResNet width here) the two
- * passes over the data, the per-channel sums and the output (y = scale x + shift, dx = a dy +
- * slope x + bias), are the wasm SIMD loops of ./simd/kernels.wat, four channels at a time on the
- * heap; JavaScript loops otherwise. `npm run bench:bn` times them. `batchNormTrain` is the op: it runs these kernels under
- * tf.customGrad where the backend has them and tfjs's composite otherwise (cpu, tensorflow), so
- * results agree across backends to float rounding (test/backend/batch_norm_train.test.ts).
+ * (sums over the N = size / C rows). An epilogue may follow in the same kernel: y = relu(y +
+ * residual) (a ResNet block's shortcut and activation); the backward then runs on dz = dy where
+ * y > 0, which is also the residual's gradient.
+ *
+ * When C is a multiple of 4 (every ResNet width here) the passes over the data, the per-channel
+ * sums and the outputs (y = max(floor, scale x + r residual + shift), dx = a dz + slope x + bias),
+ * are the wasm SIMD loops of ./simd/kernels.wat, four channels at a time on the heap; JavaScript
+ * loops otherwise. `npm run bench:bn` times them. `batchNormTrain` is the op: it runs these
+ * kernels under tf.customGrad where the backend has them and tfjs's ops otherwise (cpu,
+ * tensorflow), so results agree across backends to float rounding
+ * (test/backend/batch_norm_train.test.ts).
  */
 import { tf } from '../tf';
 import { WASM, type TensorInfo } from './scope';

@@ -24,7 +24,7 @@
  */
 import { tf } from '../tf';
 import { WASM, type TensorInfo } from './scope';
-import { heapOffset, simdKernels } from './simd';
+import { heapOffset, requireSimdKernels, simdKernels } from './simd';
 
 export const ADAMW_UPDATE = 'Hoi2anomalyAdamWUpdate';
 export const GLOBAL_NORM = 'Hoi2anomalyGlobalNorm';
@@ -54,7 +54,7 @@ export const adamwUpdateConfig: tf.KernelConfig = {
   kernelFunc: ({ inputs, backend, attrs }) => {
     const { param, grad, expAvg, expAvgSq } = inputs as Record<string, TensorInfo>;
     const { beta1, beta2, stepSize, bc2Sqrt, eps, decay, gradScale } = attrs as unknown as AdamWUpdateAttrs;
-    const simd = simdKernels(backend)!; // adamwUpdate checked
+    const simd = requireSimdKernels(backend, ADAMW_UPDATE);
     const b = backend as unknown as WasmHeapBackend;
     const outs = [0, 1, 2].map(() => b.makeOutput([...param.shape], 'float32'));
     const at = (t: TensorInfo): number => heapOffset(backend, t);
@@ -68,7 +68,7 @@ export const globalNormConfig: tf.KernelConfig = {
   kernelName: GLOBAL_NORM,
   backendName: WASM,
   kernelFunc: ({ inputs, backend }) => {
-    const simd = simdKernels(backend)!; // globalNorm checked
+    const simd = requireSimdKernels(backend, GLOBAL_NORM);
     let total = 0;
     for (const t of Object.values(inputs as Record<string, TensorInfo>)) total += simd.sumSquares(heapOffset(backend, t), tf.util.sizeFromShape(t.shape));
     const b = backend as unknown as WasmHeapBackend & { typedArrayFromHeap(t: TensorInfo): tf.backend_util.TypedArray };

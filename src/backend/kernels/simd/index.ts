@@ -60,6 +60,13 @@ export function simdKernels(backend: object): SimdKernels | null {
   return kernels;
 }
 
+/** `simdKernels(backend)`, or an error naming `kernel` (for kernels whose op checked it first). */
+export function requireSimdKernels(backend: object, kernel: string): SimdKernels {
+  const k = simdKernels(backend);
+  if (k === null) throw new Error(`${kernel}: the wasm SIMD kernels are not available on this backend (its op falls back to tfjs ops)`);
+  return k;
+}
+
 /** Byte offset of a tensor's data on the wasm heap. */
 export function heapOffset(backend: object, t: TensorInfo): number {
   const data = (backend as WasmBackendInternals).dataIdMap.get(t.dataId);
