@@ -1,9 +1,10 @@
 /**
  * MaxPoolGrad for the wasm backend, NHWC float32 with a channel count that is a multiple of 4: a
  * wasm SIMD loop (./simd/kernels.wat) over each window, dy going to the window's first maximum as
- * in tfjs and PyTorch. One [8, 64, 64, 64] call (ResNet-18's stem at 128 px) takes 11-14 ms here,
+ * in tfjs and PyTorch. One [8, 64, 64, 64] call (ResNet-18's stem at 128 px) takes 9-14 ms here,
  * 89-164 ms in tfjs-wasm's own kernel and 23-29 ms through ONNX Runtime (MaxPool indices +
- * ScatterElements, which wasm-native used before). Other calls go to tfjs-wasm's kernel.
+ * ScatterElements, which wasm-native used before); `npm run bench:simd`. Other calls go to
+ * tfjs-wasm's kernel.
  */
 import { tf } from '../tf';
 import { WASM, type TensorInfo } from './scope';
