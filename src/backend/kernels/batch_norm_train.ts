@@ -25,17 +25,12 @@
  * (test/backend/batch_norm_train.test.ts).
  */
 import { tf } from '../tf';
-import { WASM, type TensorInfo } from './scope';
+import { WASM, type TensorInfo, type WasmHeapBackend } from './scope';
 import { heapOffset, simdKernels } from './simd';
 
 export const BATCH_NORM_TRAIN = 'Hoi2anomalyBatchNormTrain';
 export const BATCH_NORM_TRAIN_GRAD = 'Hoi2anomalyBatchNormTrainGrad';
 
-/** The part of BackendWasm these kernels use. */
-interface WasmHeapBackend {
-  makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
-  typedArrayFromHeap(t: TensorInfo): tf.backend_util.TypedArray;
-}
 
 function channels(x: TensorInfo): { rows: number; c: number } {
   const c = x.shape[x.shape.length - 1];

@@ -7,7 +7,7 @@
  * tfjs-wasm's kernel.
  */
 import { tf } from '../tf';
-import { WASM, type TensorInfo } from './scope';
+import { WASM, type TensorInfo, type WasmHeapBackend } from './scope';
 import { heapOffset, simdKernels } from './simd';
 
 interface MaxPoolGradAttrs {
@@ -36,7 +36,7 @@ export const maxPoolGradConfig: tf.KernelConfig = {
     }
     const { filterSize, strides, pad, dimRoundingMode } = args.attrs as unknown as MaxPoolGradAttrs;
     const info = tf.backend_util.computePool2DInfo(input.shape as [number, number, number, number], filterSize, strides, 1, pad, dimRoundingMode);
-    const out = (args.backend as unknown as { makeOutput(shape: number[], dtype: tf.DataType): TensorInfo }).makeOutput(info.inShape, 'float32');
+    const out = (args.backend as unknown as WasmHeapBackend).makeOutput(info.inShape, 'float32');
     simd.maxPoolGrad(heapOffset(args.backend, input), heapOffset(args.backend, dy), heapOffset(args.backend, out),
       info.batchSize, info.inHeight, info.inWidth, info.inChannels, info.outHeight, info.outWidth,
       info.filterHeight, info.filterWidth, info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left);

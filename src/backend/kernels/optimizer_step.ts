@@ -23,7 +23,7 @@
  * (test/backend/optimizer_step.test.ts). HOI2ANOMALY_FUSED_OPTIM=off forces the tfjs ops (A/B runs).
  */
 import { tf } from '../tf';
-import { WASM, type TensorInfo } from './scope';
+import { WASM, type TensorInfo, type WasmHeapBackend } from './scope';
 import { heapOffset, requireSimdKernels, simdKernels } from './simd';
 
 export const ADAMW_UPDATE = 'Hoi2anomalyAdamWUpdate';
@@ -43,10 +43,6 @@ export interface AdamWUpdateAttrs {
   gradScale: number;
 }
 
-/** The part of BackendWasm these kernels use. */
-interface WasmHeapBackend {
-  makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
-}
 
 export const adamwUpdateConfig: tf.KernelConfig = {
   kernelName: ADAMW_UPDATE,
@@ -71,7 +67,7 @@ export const globalNormConfig: tf.KernelConfig = {
     const simd = requireSimdKernels(backend, GLOBAL_NORM);
     let total = 0;
     for (const t of Object.values(inputs as Record<string, TensorInfo>)) total += simd.sumSquares(heapOffset(backend, t), tf.util.sizeFromShape(t.shape));
-    const b = backend as unknown as WasmHeapBackend & { typedArrayFromHeap(t: TensorInfo): tf.backend_util.TypedArray };
+    const b = backend as unknown as WasmHeapBackend;
     const out = b.makeOutput([], 'float32');
     b.typedArrayFromHeap(out)[0] = Math.sqrt(total);
     return out;

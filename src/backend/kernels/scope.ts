@@ -15,9 +15,11 @@ export type PadAttr = 'same' | 'valid' | number | ExplicitPadding;
 
 export const WASM = 'wasm';
 
-/** The part of BackendWasm (not imported: its package loads lazily) that composites use. */
-interface WasmBackendLike {
+/** The part of BackendWasm (not imported: its package loads lazily) that our wasm kernels use. */
+export interface WasmHeapBackend {
   makeOutput(shape: number[], dtype: tf.DataType, memoryOffset?: number, values?: tf.backend_util.BackendValues): TensorInfo;
+  typedArrayFromHeap(t: TensorInfo): tf.backend_util.TypedArray;
+  disposeData(dataId: tf.DataId): boolean;
 }
 
 export class KernelScope {
@@ -108,7 +110,7 @@ export class KernelScope {
 
   /** A new int32 / float32 tensor on the wasm heap holding `values`, freed with the scope. */
   constant(shape: number[], dtype: 'int32' | 'float32', values: Int32Array | Float32Array): TensorInfo {
-    const out = (this.backend as unknown as WasmBackendLike).makeOutput(shape, dtype, undefined, values);
+    const out = (this.backend as unknown as WasmHeapBackend).makeOutput(shape, dtype, undefined, values);
     this.made.push(out);
     return out;
   }

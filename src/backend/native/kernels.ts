@@ -13,7 +13,7 @@
  */
 import { tf } from '../tf';
 import { BackendError } from '../../errors';
-import { WASM, as4, type PadAttr, type TensorInfo } from '../kernels/scope';
+import { WASM, as4, type PadAttr, type TensorInfo, type WasmHeapBackend } from '../kernels/scope';
 import type { NativePlan, OrtRuntime } from './ort_runtime';
 import {
   backpropFilterGraph, backpropInputGraph, conv2dGraph, matMulGraph, NATIVE_ACTIVATIONS,
@@ -23,12 +23,6 @@ import {
 type ConvInfo = tf.backend_util.Conv2DInfo;
 type DimRounding = 'floor' | 'round' | 'ceil' | undefined;
 
-/** The part of BackendWasm (its package loads lazily) that the kernels use. */
-interface WasmBackendLike {
-  makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
-  typedArrayFromHeap(t: TensorInfo): tf.backend_util.TypedArray;
-  disposeData(dataId: tf.DataId): boolean;
-}
 
 export interface NativeKernelContext {
   runtime: OrtRuntime;
@@ -73,7 +67,7 @@ function nativeKernel(kernelName: string, planner: Planner): tf.KernelConfig {
         if (fallback === undefined) throw new BackendError(`native kernel ${kernelName}: no wasm kernel to fall back to`);
         return fallback.kernelFunc(args);
       }
-      const backend = args.backend as unknown as WasmBackendLike;
+      const backend = args.backend as unknown as WasmHeapBackend;
       // The output first: allocating may grow the wasm memory, which detaches earlier views of
       // an unshared heap. The views are taken after it and used before anything else allocates.
       const out = backend.makeOutput(call.plan.outShape, 'float32');

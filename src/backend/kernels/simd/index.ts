@@ -1,7 +1,7 @@
 /**
  * The hand-written wasm SIMD kernels of ./kernels.wat, instantiated against the tfjs wasm
  * backend's own memory (its emscripten module's): they read and write tensors where
- * they lie on the heap, no copies. Synchronous (WebAssembly.Module / Instance of a ~1 KB module),
+ * they lie on the heap, no copies. Synchronous (WebAssembly.Module / Instance of a ~2 KB module),
  * once per backend memory. `simdKernels(backend)` is null when the backend has no wasm memory
  * (cpu, tensorflow) or the module does not instantiate; the callers then use tfjs ops.
  */
@@ -52,7 +52,7 @@ export function simdKernels(backend: object): SimdKernels | null {
       const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
       kernels = instance.exports as unknown as SimdKernels;
     } catch (e) {
-      log.warn(`wasm SIMD kernels unavailable (${e instanceof Error ? e.message : String(e)}): the optimizer step uses tfjs ops and batch norm JavaScript loops`);
+      log.warn(`wasm SIMD kernels unavailable (${e instanceof Error ? e.message : String(e)}): the optimizer step uses tfjs ops, batch norm JavaScript loops, MaxPoolGrad tfjs-wasm's kernel`);
       kernels = null;
     }
     instances.set(memory, kernels);
