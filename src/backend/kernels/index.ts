@@ -15,7 +15,7 @@
  * and three are replaced for speed: Conv2DBackpropInput (conv2d gradient, conv2dTranspose forward),
  * whose native wasm loop is 10-20x slower than the composite; Identity, which copies on wasm
  * but shares (reference count) on cpu and webgl (./identity.ts); MaxPoolGrad, a wasm SIMD loop
- * (./max_pool_grad.ts), 9-11x faster than tfjs-wasm's and ~3x faster than ONNX Runtime's.
+ * (./max_pool_grad.ts), 7-11x faster than tfjs-wasm's (two runs of bench:simd) and ~3x faster than ONNX Runtime's.
  *
  * Four more are our own, not tfjs kernels: training-mode batch norm forward and backward as one
  * kernel each (./batch_norm_train.ts), used by BatchNorm2d through `batchNormTrain`, and the
