@@ -9,7 +9,7 @@ import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { describeBackend, disableNativeKernels, initBackend, nativeKernelStats, tf, type BackendInfo } from '../../src/backend';
-import { NATIVE_KERNELS, nativeSessionCount, setNativeOptions } from '../../src/backend/native';
+import { NATIVE_KERNELS, nativeKernelStatus, nativeSessionCount, setNativeOptions } from '../../src/backend/native';
 import { chooseBackpropFilterVariant, chooseBackpropInputVariant, chooseConvVariant } from '../../src/backend/native/kernels';
 import { log } from '../../src/logger';
 import { cpuData, makeRng, ParityTable, relDiff, restoreBackendAfter } from './helpers';
@@ -144,11 +144,13 @@ describe('backend: native kernels (wasm-native) vs cpu', function () {
         ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter'].forEach((k, j) =>
           assert.equal(nativeCalls(k), calls[j] + 1, `${k} ran natively`));
         check(`Conv2D (${variant})`, got[0], ref[0], label(c));
-        check(`Conv2DBackpropInput (${chooseBackpropInputVariant(ci)})`, got[1], ref[1], label(c));
+        const dx = chooseBackpropInputVariant(ci, null, nativeKernelStatus()?.nchwcBlock ?? null);
+        check(`Conv2DBackpropInput (${dx})`, got[1], ref[1], label(c));
         check(`Conv2DBackpropFilter (${chooseBackpropFilterVariant(ci)})`, got[2], ref[2], label(c));
-        seen.add(`fw:${variant}`).add(`dx:${chooseBackpropInputVariant(ci)}`).add(`dw:${chooseBackpropFilterVariant(ci)}`);
+        seen.add(`fw:${variant}`).add(`dx:${dx}`).add(`dw:${chooseBackpropFilterVariant(ci)}`);
       }
     }
+    seen.delete('dx:flipNchwc'); // reached here only where a random case has block-aligned channels; its own test below
     assert.deepEqual([...seen].sort(), ['dw:dilconv', 'dw:taps', 'dx:convT', 'dx:flip', 'dx:flipIm2col', 'fw:conv', 'fw:im2col'],
       'the cases reach every graph variant');
   });
@@ -170,6 +172,60 @@ describe('backend: native kernels (wasm-native) vs cpu', function () {
     assert.equal(chooseConvVariant(infoOf(56, 3), null), 'conv');
     assert.equal(chooseConvVariant(infoOf(7, 3), null), 'im2col');
     assert.equal(chooseConvVariant(infoOf(56, 1), null), 'im2col');
+  });
+
+  it('ORT NCHWc convs (forward and stride-1 input gradient) match cpu: blocked and 3/4-channel inputs, strides, paddings, batch 1 and 16', async function () {
+    const block = nativeKernelStatus()?.nchwcBlock ?? null;
+    if (block === null) this.skip(); // the probe found no NCHWc kernels: those variants are never chosen
+    const b = block!;
+    assert.ok([8, 16].includes(b), `block ${b}`);
+    const cases: ConvCase[] = [
+      { xShape: [1, 9, 7, b], filterShape: [3, 3, b, b], strides: [1, 1], pad: 'same', dataFormat: 'NHWC' },
+      { xShape: [16, 5, 6, 2 * b], filterShape: [3, 3, 2 * b, b], strides: [2, 2], pad: 'valid', dataFormat: 'NHWC' },
+      { xShape: [2, 11, 13, 3], filterShape: [7, 7, 3, b], strides: [2, 2], pad: 'same', dataFormat: 'NHWC' },
+      { xShape: [1, 6, 5, b], filterShape: [2, 3, b, 2 * b], strides: [1, 1], pad: [[0, 0], [1, 0], [0, 2], [0, 0]], dataFormat: 'NHWC' },
+      { xShape: [3, 8, 8, b], filterShape: [1, 1, b, b], strides: [1, 2], pad: 'same', dataFormat: 'NHWC' },
+      { xShape: [2, 10, 9, 4], filterShape: [3, 3, 4, b], strides: [1, 1], pad: 'same', dataFormat: 'NHWC' },
+      { xShape: [16, 7, 9, 2 * b], filterShape: [3, 3, 2 * b, b], strides: [1, 1], pad: 'valid', dataFormat: 'NHWC' },
+    ];
+    let dxCases = 0;
+    for (const [i, c] of cases.entries()) {
+      const ci = convInfo(c);
+      const [x, w, dy, bias] = await Promise.all([cpuData(c.xShape, 400 + i), cpuData(c.filterShape, 500 + i), cpuData(ci.outShape, 600 + i), cpuData([c.filterShape[3]], 700 + i)]);
+      const attrs = { strides: c.strides, pad: c.pad, dataFormat: c.dataFormat };
+      const compute = (): tf.Tensor[] => [
+        run('Conv2D', { x: tf.tensor(x, c.xShape), filter: tf.tensor(w, c.filterShape) }, { ...attrs, dilations: [1, 1] }),
+        tf.fused.conv2d({ x: tf.tensor4d(x, c.xShape), filter: tf.tensor4d(w, c.filterShape), strides: c.strides, pad: c.pad, bias: tf.tensor1d(bias), activation: 'relu' }),
+        run('Conv2DBackpropInput', { dy: tf.tensor(dy, ci.outShape), filter: tf.tensor(w, c.filterShape) }, { ...attrs, inputShape: c.xShape }),
+      ];
+      const ref = await valuesOn('cpu', compute);
+      await initBackend({ name: 'wasm-native' });
+      setNativeOptions({ convVariant: 'nchwc', backpropInputVariant: 'flipNchwc' });
+      try {
+        assert.equal(chooseConvVariant(ci, 'nchwc', b), 'nchwc', label(c));
+        const dxVariant = chooseBackpropInputVariant(ci, 'flipNchwc', b);
+        const calls = ['Conv2D', 'FusedConv2D', 'Conv2DBackpropInput'].map(nativeCalls);
+        const got = await valuesOn('wasm-native', compute);
+        ['Conv2D', 'FusedConv2D', 'Conv2DBackpropInput'].forEach((k, j) => assert.equal(nativeCalls(k), calls[j] + 1, `${k} ran natively`));
+        check('Conv2D (nchwc)', got[0], ref[0], label(c));
+        check('FusedConv2D + bias + relu (nchwc)', got[1], ref[1], label(c));
+        check(`Conv2DBackpropInput (${dxVariant})`, got[2], ref[2], label(c));
+        if (dxVariant === 'flipNchwc') dxCases++;
+      } finally {
+        setNativeOptions({ convVariant: null, backpropInputVariant: null });
+      }
+    }
+    assert.ok(dxCases >= 3, `${dxCases} cases reached the NCHWc input gradient`);
+    // The shape rule: NCHWc where it pays, im2col for 1x1 and for wide filters on few positions, plain Conv without a block size.
+    const infoOf = (h: number, k: number, ch: number): tf.backend_util.Conv2DInfo =>
+      tf.backend_util.computeConv2DInfo([8, h, h, ch], [k, k, ch, ch], 1, 1, 'same');
+    assert.equal(chooseConvVariant(infoOf(32, 3, 32), null, 16), 'nchwc');
+    assert.equal(chooseBackpropInputVariant(infoOf(32, 3, 32), null, 16), 'flipNchwc');
+    assert.equal(chooseConvVariant(infoOf(4, 3, 512), null, 16), 'im2col');
+    assert.equal(chooseBackpropInputVariant(infoOf(8, 3, 256), null, 16), 'flipIm2col');
+    assert.equal(chooseConvVariant(infoOf(32, 1, 32), null, 16), 'im2col');
+    assert.equal(chooseConvVariant(infoOf(56, 3, 24), null, 16), 'conv');
+    assert.equal(chooseConvVariant(infoOf(56, 3, 32), null, null), 'conv');
   });
 
   it('FusedConv2D with bias and each supported activation matches cpu; PReLU falls back to wasm', async () => {

@@ -11,14 +11,15 @@
  * ```
  *
  * Environment: HOI2ANOMALY_NATIVE=off disables them (initBackend then logs why and uses plain
- * wasm); HOI2ANOMALY_NATIVE_MIN_FLOPS sets the size threshold; HOI2ANOMALY_NATIVE_CONV=conv|im2col
- * forces the forward-conv variant (benchmarks).
+ * wasm); HOI2ANOMALY_NATIVE_MIN_FLOPS sets the size threshold; HOI2ANOMALY_NATIVE_CONV=conv|im2col|nchwc
+ * forces the forward-conv variant (benchmarks; nchwc where the shape allows it).
  */
 import { tf } from '../tf';
 import { BackendError, ConfigError } from '../../errors';
+import { log } from '../../logger';
 import { WASM } from '../kernels/scope';
 import { loadOrtRuntime, ORT_PACKAGE, type NativeCallStats } from './ort_runtime';
-import { selfTestGraph, type BackpropInputVariant, type ConvVariant } from './op_graphs';
+import { nchwcProbeGraph, selfTestGraph, type BackpropInputVariant, type ConvVariant } from './op_graphs';
 import { NATIVE_KERNELS, nativeKernelContext, setNativeKernelContext } from './kernels';
 
 export { NATIVE_KERNELS } from './kernels';
@@ -39,6 +40,8 @@ export interface NativeStatus {
   description: string;
   threads: number;
   version: string;
+  /** Channel block of ORT's NCHWc convolutions on this CPU; null: unavailable, not used. */
+  nchwcBlock: number | null;
 }
 
 export interface NativeOptions {
@@ -63,7 +66,7 @@ function envOptions(): NativeOptions {
   }
   const conv = process.env.HOI2ANOMALY_NATIVE_CONV;
   if (conv !== undefined && conv !== '') {
-    if (conv !== 'conv' && conv !== 'im2col') throw new ConfigError(`HOI2ANOMALY_NATIVE_CONV: 'conv' or 'im2col' expected, got '${conv}'`);
+    if (conv !== 'conv' && conv !== 'im2col' && conv !== 'nchwc') throw new ConfigError(`HOI2ANOMALY_NATIVE_CONV: 'conv', 'im2col' or 'nchwc' expected, got '${conv}'`);
     out.convVariant = conv;
   }
   return out;
@@ -81,6 +84,9 @@ export function enableNativeKernels(threads: number): NativeStatus {
   if (off !== null) throw new BackendError(`disabled by ${off}`);
   if (status !== null) return status;
   const runtime = loadOrtRuntime(threads, selfTestGraph);
+  const probe = runtime.probeNchwcBlock(nchwcProbeGraph());
+  runtime.nchwcBlock = probe.block;
+  if (probe.block === null) log.info(`native kernels: ORT's NCHWc convolutions unavailable (${probe.reason}); convs use its plain Conv and im2col graphs`);
   const fallbacks = new Map<string, tf.KernelConfig>();
   for (const k of NATIVE_KERNELS) {
     const existing = tf.getKernel(k.kernelName, WASM);
@@ -96,7 +102,9 @@ export function enableNativeKernels(threads: number): NativeStatus {
     tf.unregisterKernel(k.kernelName, WASM);
     tf.registerKernel(k);
   }
-  status = { description: `${ORT_PACKAGE} ${runtime.version} (${threads} thread${threads === 1 ? '' : 's'})`, threads, version: runtime.version };
+  status = {
+    description: `${ORT_PACKAGE} ${runtime.version} (${threads} thread${threads === 1 ? '' : 's'})`, threads, version: runtime.version, nchwcBlock: runtime.nchwcBlock,
+  };
   return status;
 }
 

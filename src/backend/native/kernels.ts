@@ -17,7 +17,7 @@ import { WASM, as4, type PadAttr, type TensorInfo, type WasmHeapBackend } from '
 import type { NativePlan, OrtRuntime } from './ort_runtime';
 import {
   backpropFilterGraph, backpropInputGraph, conv2dGraph, matMulGraph, NATIVE_ACTIVATIONS,
-  flippedConvInfo, type BackpropFilterVariant, type BackpropInputVariant, type ConvVariant, type Epilogue, type NativeActivation,
+  flippedConvInfo, nchwcSupported, type BackpropFilterVariant, type BackpropInputVariant, type ConvVariant, type Epilogue, type NativeActivation,
 } from './op_graphs';
 
 type ConvInfo = tf.backend_util.Conv2DInfo;
@@ -109,25 +109,49 @@ function convFlops(info: ConvInfo): number {
 }
 
 /**
- * Forward conv variant by shape: ORT's Conv (NCHWc kernels) wins at large feature maps, the
- * im2col GEMM at small ones with many channels (7x7x512: 23 vs 84 ms) and for 1x1 filters.
+ * Whether ORT's NCHWc conv pays over the im2col GEMM: not for 1x1 filters (a GEMM already; equal
+ * or slower), nor when the output has fewer than 4 positions per output channel, where
+ * reordering a wide filter every call costs more than the conv (2 threads, batch 8, ms NCHWc /
+ * best other: 3x3 conv [8,32,32,32] 1.2 / 2.7, [8,56,56,64] 12.0 / 17.5, [8,8,8,64] 0.33 /
+ * 0.75, [8,14,14,256] 9.5 / 13.3; but [8,8,8,256] dx 8.4 / 4.9, [8,4,4,512] 8.7 / 4.2,
+ * [8,7,7,512] 15.8 / 11.4).
  */
-export function chooseConvVariant(info: ConvInfo, forced: ConvVariant | null): ConvVariant {
+function nchwcPays(info: ConvInfo): boolean {
+  const pointwise = info.filterHeight === 1 && info.filterWidth === 1;
+  return !pointwise && info.batchSize * info.outHeight * info.outWidth >= 4 * info.outChannels;
+}
+
+/**
+ * Forward conv variant by shape: ORT's NCHWc kernels where the channels allow them and they pay
+ * (see nchwcPays); otherwise ORT's plain Conv at large feature maps, the im2col GEMM at small
+ * ones with many channels (7x7x512: 23 vs 84 ms) and for 1x1 filters. A forced 'nchwc' applies
+ * where the shape is supported at all.
+ */
+export function chooseConvVariant(info: ConvInfo, forced: ConvVariant | null, block: number | null = null): ConvVariant {
   if (info.dataFormat !== 'channelsLast') return 'conv';
-  if (forced !== null) return forced;
+  const supported = nchwcSupported(info, block);
+  if (forced !== null && (forced !== 'nchwc' || supported)) return forced;
+  if (supported && nchwcPays(info)) return 'nchwc';
   const pointwise = info.filterHeight === 1 && info.filterWidth === 1;
   return pointwise || info.outHeight * info.outWidth <= 14 * 14 ? 'im2col' : 'conv';
 }
 
 /**
- * Stride 1: conv with the flipped filter, as im2col on small NHWC feature maps (as the forward
- * conv); strided: ConvTranspose.
+ * Stride 1: conv with the flipped filter, through the NCHWc kernels where they apply and pay
+ * (as the forward conv), else as im2col on small NHWC feature maps, else ORT's Conv; strided:
+ * ConvTranspose. A forced variant applies where the shape allows it.
  */
-export function chooseBackpropInputVariant(info: ConvInfo, forced: BackpropInputVariant | null = null): BackpropInputVariant {
-  if (forced !== null) return forced;
-  if (info.strideHeight !== 1 || info.strideWidth !== 1) return 'convT';
+export function chooseBackpropInputVariant(info: ConvInfo, forced: BackpropInputVariant | null = null, block: number | null = null): BackpropInputVariant {
+  const strided = info.strideHeight !== 1 || info.strideWidth !== 1;
+  const flipped = info.dataFormat === 'channelsLast' && !strided ? flippedConvInfo(info) : null;
+  if (forced !== null) {
+    if (forced === 'convT' || (forced === 'flip' && !strided)) return forced;
+    if (flipped !== null && (forced === 'flipIm2col' || nchwcSupported(flipped, block))) return forced;
+  }
+  if (strided) return 'convT';
+  if (flipped !== null && nchwcSupported(flipped, block) && nchwcPays(flipped)) return 'flipNchwc';
   const small = info.inHeight * info.inWidth <= 14 * 14;
-  return small && info.dataFormat === 'channelsLast' && flippedConvInfo(info) !== null ? 'flipIm2col' : 'flip';
+  return small && flipped !== null ? 'flipIm2col' : 'flip';
 }
 
 /**
@@ -156,11 +180,12 @@ function planConv(inputs: Record<string, TensorInfo | undefined>, attrs: Record<
   if (ep === 'unsupported') return null;
   const info = convInfoOf(x.shape, filter.shape, attrs);
   if (ep !== null && info.dataFormat !== 'channelsLast') return null; // bias layout of fused NCHW: left to wasm
-  const variant = chooseConvVariant(info, c.convVariant);
+  const block = c.runtime.nchwcBlock;
+  const variant = chooseConvVariant(info, c.convVariant, block);
   return {
     plan: {
       key: `Conv2D|${variant}|${convKey(info)}${epKey(ep)}`,
-      build: () => conv2dGraph(info, variant, ep),
+      build: () => conv2dGraph(info, variant, ep, block),
       inputNames: ep?.biasShape ? ['x', 'w', 'bias'] : ['x', 'w'],
       outShape: info.outShape,
     },
@@ -176,13 +201,12 @@ export const nativeConv2DBackpropInputConfig = nativeKernel(tf.Conv2DBackpropInp
   const { dy, filter } = inputs;
   if (!f32(dy) || !f32(filter)) return null;
   const info = convInfoOf(attrs.inputShape as number[], filter.shape, { ...attrs, dilations: 1 });
-  const variant = chooseBackpropInputVariant(info, c.backpropInputVariant);
-  if ((variant === 'flip' || variant === 'flipIm2col') && (info.strideHeight !== 1 || info.strideWidth !== 1)) return null;
-  if (variant === 'flipIm2col' && (info.dataFormat !== 'channelsLast' || flippedConvInfo(info) === null)) return null;
+  const block = c.runtime.nchwcBlock;
+  const variant = chooseBackpropInputVariant(info, c.backpropInputVariant, block);
   return {
     plan: {
       key: `Conv2DBackpropInput|${variant}|${convKey(info)}`,
-      build: () => backpropInputGraph(info, variant),
+      build: () => backpropInputGraph(info, variant, block),
       inputNames: ['dy', 'w'],
       outShape: info.inShape,
     },

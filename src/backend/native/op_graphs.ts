@@ -2,16 +2,18 @@
  * The tiny ONNX graphs that run one tfjs kernel in ONNX Runtime. Weights are graph inputs (the
  * same graph serves every step), shapes are fixed (one session per shape), layouts are tfjs's:
  * tensors NHWC (or NCHW when the kernel says so), filters [kh, kw, in, out], and the graph does
- * the layout changes itself (ORT's layout optimizer folds them into its NCHWc convolution).
+ * the layout changes itself.
  *
  * Variants, chosen per shape by `chooseConvVariant` and friends from measurements on this
  * machine (2 threads, batch 8, ResNet-18 shapes; wasm times for comparison):
  *
  * | kernel               | variant  | graph                                                     |
  * |----------------------|----------|-----------------------------------------------------------|
- * | Conv2D, FusedConv2D  | conv     | Transpose -> Conv -> Transpose (+ bias, activation)      |
+ * | Conv2D, FusedConv2D  | nchwc    | ReorderInput -> NCHWc Conv (filter reordered in-graph) -> ReorderOutput |
+ * |                      | conv     | Transpose -> Conv -> Transpose (+ bias, activation)      |
  * |                      | im2col   | Pad -> kh*kw strided Slices -> Concat -> MatMul (NHWC)   |
- * | Conv2DBackpropInput  | flip     | stride 1: Conv of dy with the flipped, channel-swapped filter |
+ * | Conv2DBackpropInput  | flipNchwc | stride 1: NCHWc conv of dy with the flipped, channel-swapped filter |
+ * |                      | flip     | the same conv as ORT's plain Conv                         |
  * |                      | flipIm2col | the same conv as im2col + MatMul (small feature maps)   |
  * |                      | convT    | ConvTranspose (strided)                                   |
  * | Conv2DBackpropFilter | taps     | Pad -> per tap: strided Slice, Gemm(transA) -> Concat     |
@@ -19,7 +21,10 @@
  * | BatchMatMul          | gemm     | rank 2: Gemm(transA, transB) (+ bias, activation)         |
  * |                      | matmul   | rank > 2: Transpose -> MatMul (+ bias, activation)        |
  *
- * Measured (ms, 8x56x56x64 3x3 64->64 stride 1 / 8x7x7x512 3x3 512->512): forward wasm 72 / 63,
+ * ORT's plain Conv on graph-input weights is MLAS's im2col + GEMM: its NCHWc kernels only run
+ * where ORT's transformer finds constant weights, so the 'nchwc' graphs call them directly
+ * (2-2.5x faster on the extractor's 16-64 channel maps; see nchwcPays in ./kernels.ts).
+ * Measured before them (ms, 8x56x56x64 3x3 64->64 stride 1 / 8x7x7x512 3x3 512->512): forward wasm 72 / 63,
  * conv 23 / 84, im2col 47 / 23; dx wasm composite 133 / 152, flip 37 / 53, convT 88 / 82;
  * dw wasm composite 230 / 95, taps 55 / 23 (dilated conv over transposed tensors 104 / 51);
  * the 7x7 stem (8x224x224x3 -> 64, stride 2) dw: wasm 534-806, taps 618-657, dilconv 163.
@@ -44,8 +49,11 @@ export interface Epilogue {
   leakyreluAlpha: number;
 }
 
-export type ConvVariant = 'conv' | 'im2col';
-export type BackpropInputVariant = 'flip' | 'flipIm2col' | 'convT';
+export type ConvVariant = 'conv' | 'im2col' | 'nchwc';
+export type BackpropInputVariant = 'flip' | 'flipIm2col' | 'flipNchwc' | 'convT';
+
+/** ORT's operator domain of its blocked-layout (NCHWc) CPU kernels. */
+const NCHWC = { domain: 'com.microsoft.nchwc' };
 export type BackpropFilterVariant = 'taps' | 'dilconv';
 
 const NCHW_OF_NHWC = [0, 3, 1, 2];
@@ -98,15 +106,63 @@ function pads(info: ConvInfo): [number, number, number, number] {
 
 /**
  * Conv2D / FusedConv2D forward. Inputs x (tfjs layout), w [kh, kw, ci, co] (+ bias); output
- * info.outShape. 'im2col' needs NHWC; the bias of a fused conv is added in the output layout.
+ * info.outShape. 'im2col' and 'nchwc' need NHWC ('nchwc' also `nchwcSupported`, with the
+ * runtime's block size); the bias of a fused conv is added in the output layout.
  */
-export function conv2dGraph(info: ConvInfo, variant: ConvVariant, ep: Epilogue | null): BuiltGraph {
+export function conv2dGraph(info: ConvInfo, variant: ConvVariant, ep: Epilogue | null, block: number | null = null): BuiltGraph {
   const g = new OnnxGraph('conv2d');
   g.input('x', info.inShape);
   g.input('w', [info.filterHeight, info.filterWidth, info.inChannels, info.outChannels]);
   declareBias(g, ep);
-  const y = variant === 'im2col' ? im2colConv(g, info) : onnxConv(g, info);
+  const y = variant === 'im2col' ? im2colConv(g, info) : variant === 'nchwc' ? nchwcConv(g, 'x', 'w', info, block) : onnxConv(g, info);
   return finish(g, epilogue(g, y, ep), info.outShape);
+}
+
+/**
+ * Whether ORT's NCHWc convolution (com.microsoft.nchwc Conv, MLAS's direct blocked kernels) can
+ * run this conv: NHWC, no dilation, output channels a multiple of the block size (16 with
+ * AVX-512, 8 with AVX2), input channels a multiple of it too or fewer than 8 (then the input
+ * stays unblocked NCHW, as ORT's own NCHWc transformer does for a 3-channel stem).
+ *
+ * ORT applies these kernels by itself only to convs whose weights are constant initializers
+ * (its NchwcTransformer reorders them once at load); ours are graph inputs that change every
+ * step, so the graph reorders them itself, which is cheap next to the conv but for the widest
+ * filters (see chooseConvVariant).
+ */
+export function nchwcSupported(info: ConvInfo, block: number | null): boolean {
+  return block !== null && nhwc(info) && info.dilationHeight === 1 && info.dilationWidth === 1 &&
+    info.outChannels % block === 0 && (info.inChannels % block === 0 || info.inChannels < 8);
+}
+
+/**
+ * y = conv(x, w) through ORT's NCHWc kernels: x NHWC, w the value of a [kh, kw, ci, co] filter;
+ * output NHWC. ReorderInput / ReorderOutput convert NHWC to and from the blocked layout
+ * [B, C/block, H, W, block] in one pass each; the filter goes to ORT's OIHWBiBo layout
+ * [co/block, ci/block, kh, kw, block(ci), block(co)] (OIHWBo [co/block, ci, kh, kw, block(co)]
+ * with fewer than 8 input channels), declared with the shape [co, ci, kh, kw] as ORT's
+ * transformer declares it.
+ */
+function nchwcConv(g: OnnxGraph, x: string, w: string, info: ConvInfo, block: number | null): string {
+  if (block === null || !nchwcSupported(info, block)) throw new BackendError(`nchwc conv: unsupported shape or no block size (${block})`);
+  const { filterHeight: kh, filterWidth: kw, inChannels: ci, outChannels: co } = info;
+  const blocked = ci % block === 0;
+  const wBlocked = blocked
+    ? g.node('Transpose', [g.node('Reshape', [w, int64(g, [kh, kw, ci / block, block, co / block, block])])], { perm: [4, 2, 0, 1, 3, 5] })
+    : g.node('Transpose', [g.node('Reshape', [w, int64(g, [kh, kw, ci, co / block, block])])], { perm: [3, 2, 0, 1, 4] });
+  const xIn = blocked ? g.node('ReorderInput', [x], { channels_last: 1 }, NCHWC) : g.node('Transpose', [x], { perm: NCHW_OF_NHWC });
+  const y = g.node('Conv', [xIn, g.node('Reshape', [wBlocked, int64(g, [co, ci, kh, kw])])], {
+    kernel_shape: [kh, kw], strides: [info.strideHeight, info.strideWidth], dilations: [1, 1], pads: pads(info), group: 1,
+  }, NCHWC);
+  return g.node('ReorderOutput', [y], { channels: co, channels_last: 1 }, NCHWC);
+}
+
+/** Finds the runtime's NCHWc block size: ReorderInput pads 4 channels up to one block. */
+export function nchwcProbeGraph(): { bytes: Uint8Array; input: string; output: string } {
+  const g = new OnnxGraph('nchwc_probe');
+  g.input('x', [1, 1, 1, 4]);
+  const y = g.node('ReorderInput', ['x'], { channels_last: 1 }, NCHWC);
+  g.output(y, [1, 'block', 1, 1]);
+  return { bytes: g.toModelProto({ check: false }), input: 'x', output: y };
 }
 
 function onnxConv(g: OnnxGraph, info: ConvInfo): string {
@@ -179,23 +235,25 @@ export function flippedConvInfo(info: ConvInfo): ConvInfo | null {
  * (negative padding crops dy first). 'convT': ONNX ConvTranspose, whose weight [co, ci, kh, kw]
  * is the forward conv's; output_padding covers the rows a floor division dropped.
  */
-export function backpropInputGraph(info: ConvInfo, variant: BackpropInputVariant): BuiltGraph {
+export function backpropInputGraph(info: ConvInfo, variant: BackpropInputVariant, block: number | null = null): BuiltGraph {
   const g = new OnnxGraph('conv2d_backprop_input');
   g.input('dy', info.outShape);
   g.input('w', [info.filterHeight, info.filterWidth, info.inChannels, info.outChannels]);
   const { inHeight: H, inWidth: W, outHeight: oh, outWidth: ow, filterHeight: kh, filterWidth: kw } = info;
   const { top, left } = info.padInfo;
-  if (variant === 'flipIm2col') {
+  const flipW = (): string => g.node('Slice', ['w', int64(g, [-1, -1]), int64(g, [-2147483648, -2147483648]), int64(g, [0, 1]), int64(g, [-1, -1])]);
+  if (variant === 'flipIm2col' || variant === 'flipNchwc') {
     const flipped = flippedConvInfo(info);
-    if (flipped === null || !nhwc(info)) throw new BackendError('flipIm2col: needs NHWC and non-negative full padding');
-    const wf = g.node('Slice', ['w', int64(g, [-1, -1]), int64(g, [-2147483648, -2147483648]), int64(g, [0, 1]), int64(g, [-1, -1])]);
-    const w2 = g.node('Reshape', [g.node('Transpose', [wf], { perm: [0, 1, 3, 2] }), int64(g, [kh * kw * info.outChannels, info.inChannels])]);
+    if (flipped === null || !nhwc(info)) throw new BackendError(`${variant}: needs NHWC and non-negative full padding`);
+    const wSwapped = g.node('Transpose', [flipW()], { perm: [0, 1, 3, 2] }); // [kh, kw, co, ci]: the flipped conv's filter
+    if (variant === 'flipNchwc') return finish(g, nchwcConv(g, 'dy', wSwapped, flipped, block), info.inShape);
+    const w2 = g.node('Reshape', [wSwapped, int64(g, [kh * kw * info.outChannels, info.inChannels])]);
     return finish(g, im2colMatMul(g, 'dy', flipped, w2), info.inShape);
   }
   let dx: string;
   let dy = nhwc(info) ? g.node('Transpose', ['dy'], { perm: NCHW_OF_NHWC }) : 'dy'; // [B, co, oh, ow]
   if (variant === 'flip') {
-    const wf = g.node('Slice', ['w', int64(g, [-1, -1]), int64(g, [-2147483648, -2147483648]), int64(g, [0, 1]), int64(g, [-1, -1])]);
+    const wf = flipW();
     const wT = g.node('Transpose', [wf], { perm: [2, 3, 0, 1] }); // [ci, co, kh, kw]: Conv weight [M=ci, C=co]
     const pt = kh - 1 - top, pl = kw - 1 - left;
     const pb = H + kh - 1 - oh - pt, pr = W + kw - 1 - ow - pl;

@@ -72,6 +72,11 @@ export class OrtRuntime {
   private readonly sessions = new Map<string, { session: BindingSession; output: string }>();
   private readonly staging: Float32Array[] = [];
   readonly stats = new Map<string, NativeCallStats>();
+  /**
+   * Channel block of ORT's NCHWc kernels on this CPU (16 with AVX-512, 8 with AVX2), or null
+   * when the probe failed (those graph variants are then never chosen).
+   */
+  nchwcBlock: number | null = null;
 
   constructor(
     private readonly mod: BindingModule,
@@ -143,6 +148,27 @@ export class OrtRuntime {
       throw new BackendError(`onnxruntime could not load the native kernel graph ${what}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
     }
     return s;
+  }
+
+  /**
+   * Runs the NCHWc probe graph (ReorderInput of [1, 1, 1, 4], channels last) with an output ORT
+   * allocates, and returns the blocked channel count it made: the block size. Null, with the
+   * reason, when the runtime lacks the kernels or answers something else.
+   */
+  probeNchwcBlock(probe: { bytes: Uint8Array; input: string; output: string }): { block: number | null; reason: string } {
+    let session: BindingSession | null = null;
+    try {
+      session = this.load(probe.bytes, 'nchwc-probe');
+      const out = session.run({ [probe.input]: new this.Tensor('float32', new Float32Array(4), [1, 1, 1, 4]) }, { [probe.output]: null }, {});
+      const dims = out[probe.output]?.dims ?? [];
+      const block = Number(dims[1]);
+      if (dims.length !== 4 || ![4, 8, 16, 32].includes(block)) return { block: null, reason: `ReorderInput gave dims [${dims.join(', ')}]` };
+      return { block, reason: '' };
+    } catch (e) {
+      return { block: null, reason: e instanceof Error ? e.message : String(e) };
+    } finally {
+      session?.dispose();
+    }
   }
 
   /** Staging array `i`, of exactly `size` floats, over a buffer that only grows. */
