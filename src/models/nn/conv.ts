@@ -93,7 +93,14 @@ export class Conv2d extends Module {
     assertShape(x.rank === 4 && x.shape[3] === this.inChannels,
       () => `Conv2d(${this.paramPath('weight')}): input [B,H,W,${this.inChannels}] expected, got ${fmtShape(x.shape)}`);
     return tf.tidy(() => {
-      const y = tf.conv2d(x, this.weight as tf.Tensor4D, this.stride, tfPadding(this.padding), 'NHWC', this.dilation);
+      const pad = tfPadding(this.padding);
+      const dilated = this.dilation[0] > 1 || this.dilation[1] > 1;
+      if (this.bias !== null && !dilated) {
+        // One FusedConv2D kernel adds the bias: no separate broadcast Add (slow in tfjs-wasm for few
+        // channels); the bias gradient is the same Sum. tfjs's fused gradient rejects dilation.
+        return tf.fused.conv2d({ x, filter: this.weight as tf.Tensor4D, strides: this.stride, pad, dataFormat: 'NHWC', bias: this.bias });
+      }
+      const y = tf.conv2d(x, this.weight as tf.Tensor4D, this.stride, pad, 'NHWC', this.dilation);
       return this.bias ? tf.add(y, this.bias) : y;
     });
   }

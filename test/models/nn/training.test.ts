@@ -79,6 +79,30 @@ describe('nn training mode', function () {
     m.dispose();
   });
 
+  it('Conv2d with bias (one FusedConv2D kernel; dilated: conv + add) has the values and gradients of conv + add', async () => {
+    for (const [label, opts] of [
+      ['k3 s2 same', { kernelSize: 3, stride: 2, padding: 'same' as const }],
+      ['k1 valid', { kernelSize: 1 }],
+      ['k3 d2 same (dilated: tfjs has no fused gradient for it)', { kernelSize: 3, dilation: 2, padding: 'same' as const }],
+    ] as const) {
+      const conv = new Conv2d(3, 4, { ...opts, seed: 5 });
+      const x = randn([2, 7, 6, 3], 9) as tf.Tensor4D;
+      const upstream = randn(conv.forward(x).shape, 10);
+      const loss = (f: () => tf.Tensor) => (): tf.Scalar => tf.sum(tf.mul(f(), upstream));
+      const vars = [conv.weight, conv.bias!];
+      const fused = tf.variableGrads(loss(() => conv.forward(x)), vars);
+      const ref = tf.variableGrads(loss(() => tf.add(tf.conv2d(x, conv.weight as tf.Tensor4D, conv.stride, opts.padding ?? 'valid', 'NHWC', conv.dilation), conv.bias!)), vars);
+      const maxDiff = (a: tf.Tensor, b: tf.Tensor): number => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0];
+      assert.ok(Math.abs(fused.value.dataSync()[0] - ref.value.dataSync()[0]) < 1e-4, `${label}: loss`);
+      for (const v of vars) assert.ok(maxDiff(fused.grads[v.name], ref.grads[v.name]) < 1e-4, `${label}: gradient of ${v.name}`);
+      const names = (await tf.profile(() => conv.forward(x))).kernels.map((k) => k.name).filter((n) => !n.endsWith('__op')); // not the custom-gradient scope
+      const dilated = 'dilation' in opts;
+      assert.deepEqual(names, dilated ? ['Conv2D', 'Add'] : ['FusedConv2D'], `${label}: kernels ${names}`);
+      tf.dispose([x, upstream, fused.value, ref.value, ...Object.values(fused.grads), ...Object.values(ref.grads)]);
+      conv.dispose();
+    }
+  });
+
   it('BatchNorm2d training: batch statistics and the momentum update (hand-computed)', () => {
     const bn = new BatchNorm2d(2, { momentum: 0.1, eps: 1e-5 });
     bn.train();
