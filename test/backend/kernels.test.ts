@@ -95,7 +95,7 @@ describe('backend: composite wasm kernels vs cpu', function () {
     const names = COMPOSITE_WASM_KERNELS.map((k) => k.kernelName).sort();
     assert.deepEqual(names, ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'DepthwiseConv2dNativeBackpropFilter',
       'DepthwiseConv2dNativeBackpropInput', 'Hoi2anomalyAdamWUpdate', 'Hoi2anomalyBatchNormTrain', 'Hoi2anomalyBatchNormTrainGrad',
-      'Hoi2anomalyGlobalNorm', 'Identity', 'MaxPoolGrad', 'UnsortedSegmentSum']);
+      'Hoi2anomalyGlobalNorm', 'Identity', 'MaxPoolGrad', 'ResizeNearestNeighborGrad', 'Sum', 'UnsortedSegmentSum']);
     for (const k of COMPOSITE_WASM_KERNELS) assert.equal(tf.getKernel(k.kernelName, 'wasm'), k, k.kernelName);
   });
 

@@ -26,7 +26,7 @@
  */
 import { tf } from '../tf';
 import { WASM, type TensorInfo, type WasmHeapBackend } from './scope';
-import { heapOffset, simdKernels } from './simd';
+import { HeapScratch, heapOffset, simdKernels } from './simd';
 
 export const BATCH_NORM_TRAIN = 'Hoi2anomalyBatchNormTrain';
 export const BATCH_NORM_TRAIN_GRAD = 'Hoi2anomalyBatchNormTrainGrad';
@@ -56,39 +56,6 @@ function channelSums(
   return { s1, s2 };
 }
 
-/**
- * Float32 scratch on the wasm heap for the SIMD path: `floats` values, freed by `free()`. The
- * views it hands out are made after every allocation (allocating may grow the heap and detach
- * earlier views).
- */
-class HeapScratch {
-  private readonly info: TensorInfo;
-  readonly offset: number;
-
-  constructor(private readonly backend: tf.KernelBackend, floats: number) {
-    this.info = (backend as unknown as WasmHeapBackend).makeOutput([floats], 'float32');
-    this.offset = heapOffset(backend, this.info);
-  }
-
-  /** Byte offset of float32 slot `i`. */
-  at(i: number): number {
-    return this.offset + 4 * i;
-  }
-
-  f32(i: number, n: number): Float32Array {
-    return new Float32Array((this.backend as unknown as WasmHeapBackend).typedArrayFromHeap(this.info).buffer, this.at(i), n);
-  }
-
-  /** float64 view from float32 slot `i` (8-byte aligned: heap allocations are). */
-  f64(i: number, n: number): Float64Array {
-    return new Float64Array((this.backend as unknown as WasmHeapBackend).typedArrayFromHeap(this.info).buffer, this.at(i), n);
-  }
-
-  free(): void {
-    this.backend.disposeData(this.info.dataId);
-  }
-}
-
 interface BatchNormAttrs {
   eps: number;
   /** y = relu(...): the backward kernel takes y and returns the gradient through the ReLU too */
@@ -110,7 +77,7 @@ export const batchNormTrainConfig: tf.KernelConfig = {
     const meanInfo = b.makeOutput([c], 'float32');
     const varInfo = b.makeOutput([c], 'float32');
     // scratch: s1, s2 (float64 [c] each), scale, shift, residual factor (float32 [c] each)
-    const scratch = simd === null ? null : new HeapScratch(backend as tf.KernelBackend, 7 * c);
+    const scratch = simd === null ? null : new HeapScratch(backend, 7 * c);
     const xs = b.typedArrayFromHeap(x) as Float32Array, g = b.typedArrayFromHeap(gamma) as Float32Array, be = b.typedArrayFromHeap(beta) as Float32Array;
     const meanOut = b.typedArrayFromHeap(meanInfo) as Float32Array, varOut = b.typedArrayFromHeap(varInfo) as Float32Array;
     const shift0 = xs.slice(0, c); // K: the first row
@@ -168,7 +135,7 @@ export const batchNormTrainGradConfig: tf.KernelConfig = {
     const dbInfo = b.makeOutput([c], 'float32');
     const dzInfo = relu ? b.makeOutput([...x.shape], 'float32') : null;
     // scratch: s1, s2 (float64 [c] each), zeros, a, slope, bias (float32 [c] each)
-    const scratch = simd === null ? null : new HeapScratch(backend as tf.KernelBackend, 8 * c);
+    const scratch = simd === null ? null : new HeapScratch(backend, 8 * c);
     const xs = b.typedArrayFromHeap(x) as Float32Array;
     const m = b.typedArrayFromHeap(mean) as Float32Array, v = b.typedArrayFromHeap(variance) as Float32Array, g = b.typedArrayFromHeap(gamma) as Float32Array;
     const dgOut = b.typedArrayFromHeap(dgInfo) as Float32Array, dbOut = b.typedArrayFromHeap(dbInfo) as Float32Array;

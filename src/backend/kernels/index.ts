@@ -12,10 +12,13 @@
  * | DepthwiseConv2dNativeBackpropFilter  | depthwiseConv2d gradient          | Transpose + DepthwiseConv2dNative |
  * | UnsortedSegmentSum                   | gather (embedding) gradient       | ScatterNd             |
  *
- * and three are replaced for speed: Conv2DBackpropInput (conv2d gradient, conv2dTranspose forward),
+ * and five are replaced for speed: Conv2DBackpropInput (conv2d gradient, conv2dTranspose forward),
  * whose native wasm loop is 10-20x slower than the composite; Identity, which copies on wasm
  * but shares (reference count) on cpu and webgl (./identity.ts); MaxPoolGrad, a wasm SIMD loop
- * (./max_pool_grad.ts), 7-11x faster than tfjs-wasm's (two runs of bench:simd) and ~3x faster than ONNX Runtime's.
+ * (./max_pool_grad.ts), 7-11x faster than tfjs-wasm's (two runs of bench:simd) and ~3x faster than ONNX Runtime's;
+ * Sum over all axes but the last (bias gradients), one pass instead of transpose + sum
+ * (./channel_sum.ts; other reductions go to tfjs-wasm's Sum); ResizeNearestNeighborGrad of integer
+ * upscales as block sums (./resize_nearest_grad.ts).
  *
  * Four more are our own, not tfjs kernels: training-mode batch norm forward and backward as one
  * kernel each (./batch_norm_train.ts), used by BatchNorm2d through `batchNormTrain`, and the
@@ -32,6 +35,8 @@ import { unsortedSegmentSumConfig } from './unsorted_segment_sum';
 import { batchNormTrainConfig, batchNormTrainGradConfig } from './batch_norm_train';
 import { identityConfig } from './identity';
 import { maxPoolGradConfig, setWasmMaxPoolGrad } from './max_pool_grad';
+import { channelSumConfig, setWasmSum } from './channel_sum';
+import { resizeNearestGradConfig, setWasmResizeNearestGrad } from './resize_nearest_grad';
 import { adamwUpdateConfig, globalNormConfig } from './optimizer_step';
 import { WASM } from './scope';
 
@@ -47,6 +52,8 @@ export const COMPOSITE_WASM_KERNELS: readonly tf.KernelConfig[] = [
   adamwUpdateConfig,
   globalNormConfig,
   maxPoolGradConfig,
+  channelSumConfig,
+  resizeNearestGradConfig,
 ];
 
 /** The native wasm kernels that a composite replaced, by name (benchmarks compare against them). */
@@ -66,7 +73,9 @@ export function registerWasmKernels(): void {
     }
     tf.registerKernel(config);
   }
-  setWasmMaxPoolGrad(replacedWasmKernels.get(tf.MaxPoolGrad)); // the calls ours does not take
+  setWasmMaxPoolGrad(replacedWasmKernels.get(tf.MaxPoolGrad)); // the calls ours do not take
+  setWasmSum(replacedWasmKernels.get(tf.Sum));
+  setWasmResizeNearestGrad(replacedWasmKernels.get(tf.ResizeNearestNeighborGrad));
 }
 
 /** Puts the native kernels back (tests and benchmarks only). */

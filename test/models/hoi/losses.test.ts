@@ -27,6 +27,34 @@ function close(actual: number, expected: number, tol: number, what: string): voi
 
 const logit = (p: number) => Math.log(p / (1 - p));
 
+/** The focal loss as tfjs ops (how losses.ts computed it before its one-pass kernel): the reference for values and gradients. */
+function focalLossOps(logits: tf.Tensor, gt: tf.Tensor): tf.Scalar {
+  return tf.tidy(() => {
+    const L = Math.log((1 - 1e-4) / 1e-4);
+    const x = tf.clipByValue(logits, -L, L);
+    const p = tf.sigmoid(x);
+    const logP = tf.neg(tf.softplus(tf.neg(x)));
+    const log1mP = tf.neg(tf.softplus(x));
+    const pos = tf.cast(tf.equal(gt, 1), 'float32');
+    const neg = tf.cast(tf.less(gt, 1), 'float32');
+    const negWeight = tf.square(tf.square(tf.sub(1, gt)));
+    const posLoss = tf.sum(tf.mul(tf.mul(logP, tf.square(tf.sub(1, p))), pos));
+    const negLoss = tf.sum(tf.mul(tf.mul(log1mP, tf.square(p)), tf.mul(negWeight, neg)));
+    return tf.div(tf.neg(tf.add(posLoss, negLoss)), tf.maximum(tf.sum(pos), 1)) as tf.Scalar;
+  });
+}
+
+/** The same loss in float64 on plain numbers (log p = log(sigmoid), clamped), for central differences. */
+function focalLoss64(x: number[], gt: number[]): number {
+  const L = Math.log((1 - 1e-4) / 1e-4);
+  let s = 0, P = 0;
+  x.forEach((xi, i) => {
+    const p = 1 / (1 + Math.exp(-Math.min(L, Math.max(-L, xi))));
+    if (gt[i] === 1) { P++; s += (1 - p) ** 2 * Math.log(p); } else if (gt[i] < 1) s += (1 - gt[i]) ** 4 * p * p * Math.log(1 - p);
+  });
+  return -s / Math.max(P, 1);
+}
+
 /** One image on an 8 x 8 grid: a person kicking a ball. */
 const OPTS = { inputSize: 32, stride: 4, categories: ['person', 'ball'], verbs: ['kick'], maxObjects: 3, maxInteractions: 2 };
 const KICK = record('kick', [['person', [0, 0, 12, 24]], ['ball', [16, 16, 24, 24]]], [[0, 'kick', 1]]);
@@ -102,6 +130,36 @@ describe('models/hoi/losses', () => {
     const wrong = tf.zeros([1, 2, 1, 1]);
     assert.throws(() => focalLoss(x, wrong), ShapeError);
     tf.dispose([x, gt, l, g, z, neg, wrong]);
+  });
+
+  it('focal loss: values and gradients of the one-pass kernel match the tfjs-op composite and float64 central differences', async () => {
+    const shape = [2, 5, 6, 3];
+    const n = 2 * 5 * 6 * 3;
+    let seed = 7;
+    const rand = (): number => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+    // logits in [-12, 12] (some beyond the clamp at 9.21); targets: exact 1s, Gaussian-ish values in (0, 1), zeros
+    const xs = Array.from({ length: n }, () => (rand() - 0.5) * 24);
+    const gts = Array.from({ length: n }, () => { const r = rand(); return r < 0.1 ? 1 : r < 0.6 ? Math.round(rand() * 1000) / 1000 : 0; });
+    const x = tf.tensor(xs, shape), gt = tf.tensor(gts, shape);
+    const before = tf.memory().numTensors;
+    const fused = tf.valueAndGrad((t: tf.Tensor) => focalLoss(t, gt))(x);
+    const ops = tf.valueAndGrad((t: tf.Tensor) => focalLossOps(t, gt))(x);
+    close(fused.value.dataSync()[0], ops.value.dataSync()[0], 1e-5 * Math.abs(ops.value.dataSync()[0]), 'loss vs ops');
+    close(fused.value.dataSync()[0], focalLoss64(xs, gts), 1e-5 * Math.abs(focalLoss64(xs, gts)), 'loss vs float64');
+    const g = fused.grad.dataSync(), gOps = ops.grad.dataSync();
+    const scale = Math.max(...Array.from(gOps, Math.abs));
+    for (let i = 0; i < n; i++) close(g[i], gOps[i], 2e-6 * scale, `gradient ${i} vs ops (x ${xs[i]}, gt ${gts[i]})`);
+    for (const i of [0, 1, 2, 5, 17, 40, 99, n - 1]) {
+      if (Math.abs(xs[i]) > 9.2) { assert.equal(g[i], 0, `gradient ${i} outside the clamp`); continue; }
+      const h = 1e-4, up = xs.slice(), down = xs.slice();
+      up[i] += h; down[i] -= h;
+      close(g[i], (focalLoss64(up, gts) - focalLoss64(down, gts)) / (2 * h), 1e-5, `gradient ${i} vs central difference (gt ${gts[i]})`);
+    }
+    tf.dispose([fused.value, fused.grad, ops.value, ops.grad]);
+    assert.equal(tf.memory().numTensors, before, 'no tensors left by the forward and backward passes');
+    const kernels = (await tf.profile(() => tf.grad((t: tf.Tensor) => focalLoss(t, gt))(x))).kernels.length;
+    assert.ok(kernels <= 6, `${kernels} kernel calls for the loss and its gradient`);
+    tf.dispose([x, gt]);
   });
 
   it('gathers rows at per-image indices and computes the masked L1 by hand', async () => {

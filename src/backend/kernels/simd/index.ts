@@ -6,7 +6,7 @@
  * (cpu, tensorflow) or the module does not instantiate; the callers then use tfjs ops.
  */
 import { log } from '../../../logger';
-import type { TensorInfo } from '../scope';
+import type { TensorInfo, WasmHeapBackend } from '../scope';
 import { SIMD_WASM_PLAIN, SIMD_WASM_SHARED } from './wasm_binary';
 
 /** kernels.wat's exports; pointers are byte offsets into the heap. */
@@ -72,4 +72,37 @@ export function heapOffset(backend: object, t: TensorInfo): number {
   const data = (backend as WasmBackendInternals).dataIdMap.get(t.dataId);
   if (data === undefined) throw new Error(`wasm SIMD kernels: no heap data for a tensor of shape [${t.shape}]`);
   return data.memoryOffset;
+}
+
+/**
+ * Float32 scratch on the wasm heap for the SIMD path: `floats` values, freed by `free()`. The
+ * views it hands out are made after every allocation (allocating may grow the heap and detach
+ * earlier views).
+ */
+export class HeapScratch {
+  private readonly info: TensorInfo;
+  readonly offset: number;
+
+  constructor(private readonly backend: object, floats: number) {
+    this.info = (backend as unknown as WasmHeapBackend).makeOutput([floats], 'float32');
+    this.offset = heapOffset(backend, this.info);
+  }
+
+  /** Byte offset of float32 slot `i`. */
+  at(i: number): number {
+    return this.offset + 4 * i;
+  }
+
+  f32(i: number, n: number): Float32Array {
+    return new Float32Array((this.backend as unknown as WasmHeapBackend).typedArrayFromHeap(this.info).buffer, this.at(i), n);
+  }
+
+  /** float64 view from float32 slot `i` (8-byte aligned: heap allocations are). */
+  f64(i: number, n: number): Float64Array {
+    return new Float64Array((this.backend as unknown as WasmHeapBackend).typedArrayFromHeap(this.info).buffer, this.at(i), n);
+  }
+
+  free(): void {
+    (this.backend as unknown as WasmHeapBackend).disposeData(this.info.dataId);
+  }
 }
