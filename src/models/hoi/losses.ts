@@ -67,7 +67,7 @@ export function focalLoss(logits: tf.Tensor, gt: tf.Tensor): tf.Scalar {
     save([tf.tensor(grad, x.shape, 'float32')]); // kept (as a copy) for the backward pass only while the tape records
     return { value: tf.scalar(value), gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.mul(dy, saved[0]) };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
-  return (loss as unknown as (x: tf.Tensor) => tf.Scalar)(logits);
+  return tf.tidy('focalLoss', () => (loss as unknown as (x: tf.Tensor) => tf.Scalar)(logits)); // the name tf.profile shows
 }
 
 /**
