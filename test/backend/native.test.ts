@@ -9,7 +9,9 @@ import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { describeBackend, disableNativeKernels, initBackend, nativeKernelStats, tf, type BackendInfo } from '../../src/backend';
-import { NATIVE_KERNELS, nativeKernelStatus, nativeSessionCount, setNativeOptions } from '../../src/backend/native';
+import { NATIVE_KERNELS, nchwcBlockSize, nativeKernelStatus, nativeSessionCount, setNativeOptions } from '../../src/backend/native';
+import { selfTestGraph } from '../../src/backend/native/op_graphs';
+import { loadOrtRuntime } from '../../src/backend/native/ort_runtime';
 import { chooseBackpropFilterVariant, chooseBackpropInputVariant, chooseConvVariant } from '../../src/backend/native/kernels';
 import { log } from '../../src/logger';
 import { cpuData, makeRng, ParityTable, relDiff, restoreBackendAfter } from './helpers';
@@ -226,6 +228,23 @@ describe('backend: native kernels (wasm-native) vs cpu', function () {
     assert.equal(chooseConvVariant(infoOf(32, 1, 32), null, 16), 'im2col');
     assert.equal(chooseConvVariant(infoOf(56, 3, 24), null, 16), 'conv');
     assert.equal(chooseConvVariant(infoOf(56, 3, 32), null, null), 'conv');
+  });
+
+  it('the NCHWc block size is checked by a conv, not only probed: a wrong block turns the NCHWc graphs off', function () {
+    const block = nativeKernelStatus()?.nchwcBlock ?? null;
+    if (block === null) this.skip();
+    const runtime = loadOrtRuntime(1, selfTestGraph);
+    try {
+      assert.deepEqual(nchwcBlockSize(runtime), { block, reason: '' });
+      for (const wrong of [4, 8, 16].filter((b) => b !== block)) {
+        runtime.probeNchwcBlock = () => ({ block: wrong, reason: '' }); // what a misread probe would say
+        const got = nchwcBlockSize(runtime);
+        assert.equal(got.block, null, `block ${wrong} must fail the self-test on a block-${block} CPU`);
+        assert.match(got.reason, new RegExp(`^block ${wrong}: `));
+      }
+    } finally {
+      runtime.dispose();
+    }
   });
 
   it('FusedConv2D with bias and each supported activation matches cpu; PReLU falls back to wasm', async () => {

@@ -18,8 +18,8 @@ import { tf } from '../tf';
 import { BackendError, ConfigError } from '../../errors';
 import { log } from '../../logger';
 import { WASM } from '../kernels/scope';
-import { loadOrtRuntime, ORT_PACKAGE, type NativeCallStats } from './ort_runtime';
-import { nchwcProbeGraph, selfTestGraph, type BackpropInputVariant, type ConvVariant } from './op_graphs';
+import { loadOrtRuntime, ORT_PACKAGE, type NativeCallStats, type OrtRuntime } from './ort_runtime';
+import { conv2dGraph, nchwcProbeGraph, selfTestGraph, type BackpropInputVariant, type ConvVariant } from './op_graphs';
 import { NATIVE_KERNELS, nativeKernelContext, setNativeKernelContext } from './kernels';
 
 export { NATIVE_KERNELS } from './kernels';
@@ -84,9 +84,9 @@ export function enableNativeKernels(threads: number): NativeStatus {
   if (off !== null) throw new BackendError(`disabled by ${off}`);
   if (status !== null) return status;
   const runtime = loadOrtRuntime(threads, selfTestGraph);
-  const probe = runtime.probeNchwcBlock(nchwcProbeGraph());
-  runtime.nchwcBlock = probe.block;
-  if (probe.block === null) log.info(`native kernels: ORT's NCHWc convolutions unavailable (${probe.reason}); convs use its plain Conv and im2col graphs`);
+  const nchwc = nchwcBlockSize(runtime);
+  runtime.nchwcBlock = nchwc.block;
+  if (nchwc.block === null) log.info(`native kernels: ORT's NCHWc convolutions not used (${nchwc.reason}); convs use its plain Conv and im2col graphs`);
   const fallbacks = new Map<string, tf.KernelConfig>();
   for (const k of NATIVE_KERNELS) {
     const existing = tf.getKernel(k.kernelName, WASM);
@@ -106,6 +106,49 @@ export function enableNativeKernels(threads: number): NativeStatus {
     description: `${ORT_PACKAGE} ${runtime.version} (${threads} thread${threads === 1 ? '' : 's'})`, threads, version: runtime.version, nchwcBlock: runtime.nchwcBlock,
   };
   return status;
+}
+
+/**
+ * The NCHWc block size of this CPU's ORT kernels, checked: the probe's answer (4, 8 or 16), then
+ * one 3x3 conv of [1, 4, 5, block] channels through the 'nchwc' graph against a direct loop, so
+ * that a CPU whose kernels lay blocks out otherwise (or lack them: a block of 1 reads as 4) falls
+ * back to the plain graphs instead of giving wrong numbers.
+ */
+export function nchwcBlockSize(runtime: OrtRuntime): { block: number | null; reason: string } {
+  const probe = runtime.probeNchwcBlock(nchwcProbeGraph());
+  if (probe.block === null) return probe;
+  const b = probe.block;
+  const [H, W] = [4, 5];
+  const info = tf.backend_util.computeConv2DInfo([1, H, W, b], [3, 3, b, b], 1, 1, 'same');
+  const x = Float32Array.from({ length: H * W * b }, (_, i) => ((i * 7) % 11 - 5) / 8);
+  const w = Float32Array.from({ length: 9 * b * b }, (_, i) => ((i * 5) % 13 - 6) / 16);
+  const got = new Float32Array(H * W * b);
+  try {
+    runtime.run({ key: `nchwc-self-test|${b}`, build: () => conv2dGraph(info, 'nchwc', null, b), inputNames: ['x', 'w'], outShape: info.outShape },
+      [{ data: x, shape: info.inShape }, { data: w, shape: [3, 3, b, b] }], got, 'nchwc-self-test');
+  } catch (e) {
+    return { block: null, reason: `block ${b}: ${e instanceof Error ? e.message : String(e)}` };
+  } finally {
+    runtime.stats.delete('nchwc-self-test');
+  }
+  let worst = 0, scale = 0;
+  for (let i = 0; i < H; i++) {
+    for (let j = 0; j < W; j++) {
+      for (let o = 0; o < b; o++) {
+        let sum = 0;
+        for (let u = 0; u < 3; u++) {
+          for (let v = 0; v < 3; v++) {
+            const ii = i + u - 1, jj = j + v - 1;
+            if (ii < 0 || jj < 0 || ii >= H || jj >= W) continue;
+            for (let c = 0; c < b; c++) sum += x[(ii * W + jj) * b + c] * w[((u * 3 + v) * b + c) * b + o];
+          }
+        }
+        worst = Math.max(worst, Math.abs(sum - got[(i * W + j) * b + o]));
+        scale = Math.max(scale, Math.abs(sum));
+      }
+    }
+  }
+  return worst <= 1e-4 * scale ? { block: b, reason: '' } : { block: null, reason: `block ${b}: self-test conv off by ${worst} (scale ${scale})` };
 }
 
 /** Puts the previous wasm kernels back and frees the ORT sessions; idempotent. */

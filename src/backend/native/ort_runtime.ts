@@ -162,7 +162,7 @@ export class OrtRuntime {
       const out = session.run({ [probe.input]: new this.Tensor('float32', new Float32Array(4), [1, 1, 1, 4]) }, { [probe.output]: null }, {});
       const dims = out[probe.output]?.dims ?? [];
       const block = Number(dims[1]);
-      if (dims.length !== 4 || ![4, 8, 16, 32].includes(block)) return { block: null, reason: `ReorderInput gave dims [${dims.join(', ')}]` };
+      if (dims.length !== 4 || ![4, 8, 16].includes(block)) return { block: null, reason: `ReorderInput gave dims [${dims.join(', ')}]` };
       return { block, reason: '' };
     } catch (e) {
       return { block: null, reason: e instanceof Error ? e.message : String(e) };
