@@ -3,7 +3,9 @@
  *   - the optimizer step of the tiny extractor's and ResNet-18's parameters (global gradient
  *     norm + clipping coefficient + AdamW): our two kernels vs tfjs ops (HOI2ANOMALY_FUSED_OPTIM=off);
  *   - MaxPoolGrad (3x3, stride 2, same) of ResNet-18's stem pool at 128 px and of the tiny
- *     extractor's: our loop vs tfjs-wasm's own kernel.
+ *     extractor's: our loop vs tfjs-wasm's own kernel;
+ *   - Sum over the leading axes (a conv's bias gradient) and ResizeNearestNeighborGrad of the
+ *     neck's 2x upsample, tiny extractor shapes: ours vs tfjs-wasm's own kernels.
  * (Batch norm has its own, `npm run bench:bn`.)
  *
  *   node dist/bench/simd_kernels_bench.js [--threads 2] [--runs 7]
@@ -60,17 +62,22 @@ function optimizerRow(name: string, params: Map<string, tf.Variable>, runs: numb
   opt.dispose();
 }
 
-function maxPoolGradRow(shape: [number, number, number, number], runs: number): void {
-  const x = tf.relu(tf.randomNormal(shape, 0, 1, 'float32', 3)); // ties at 0, as after a ReLU
-  const dy = tf.randomNormal([shape[0], shape[1] / 2, shape[2] / 2, shape[3]], 0, 1, 'float32', 4);
+/** One kernel call with our kernels registered against tfjs-wasm's own (alternating rounds). */
+function replacedKernelRow(what: string, shape: number[], runs: number, kernel: string, inputs: tf.NamedTensorMap, attrs: object, digits = 1): void {
   const call = (): void => {
-    const dx = tf.engine().runKernel(tf.MaxPoolGrad, { dy, input: x, output: x }, { filterSize: 3, strides: 2, pad: 'same' }) as tf.Tensor;
-    dx.dataSync();
-    dx.dispose();
+    const out = tf.engine().runKernel(kernel, inputs, attrs as tf.NamedAttrMap) as tf.Tensor;
+    out.dataSync();
+    out.dispose();
   };
   const [ours, wasm] = alternate(runs, () => { registerWasmKernels(); call(); }, () => { unregisterWasmKernels(); call(); });
   registerWasmKernels();
-  console.log(`${'MaxPoolGrad 3x3/2'.padEnd(44)}${JSON.stringify(shape).padEnd(26)}${ours.toFixed(1).padStart(9)}${wasm.toFixed(1).padStart(10)}${(wasm / ours).toFixed(1).padStart(9)}x`);
+  console.log(`${what.padEnd(44)}${JSON.stringify(shape).padEnd(26)}${ours.toFixed(digits).padStart(9)}${wasm.toFixed(digits).padStart(10)}${(wasm / ours).toFixed(1).padStart(9)}x`);
+}
+
+function maxPoolGradRow(shape: [number, number, number, number], runs: number): void {
+  const x = tf.relu(tf.randomNormal(shape, 0, 1, 'float32', 3)); // ties at 0, as after a ReLU
+  const dy = tf.randomNormal([shape[0], shape[1] / 2, shape[2] / 2, shape[3]], 0, 1, 'float32', 4);
+  replacedKernelRow('MaxPoolGrad 3x3/2', shape, runs, tf.MaxPoolGrad, { dy, input: x, output: x }, { filterSize: 3, strides: 2, pad: 'same' });
   tf.dispose([x, dy]);
 }
 
@@ -91,6 +98,15 @@ async function main(): Promise<void> {
   console.log('("before": tfjs ops, HOI2ANOMALY_FUSED_OPTIM=off)');
   for (const shape of [[8, 64, 64, 16], [8, 64, 64, 64]] as [number, number, number, number][]) maxPoolGradRow(shape, runs);
   console.log('("before": tfjs-wasm\'s own MaxPoolGrad kernel; wasm-native sent it to ONNX Runtime, 23-29 ms for [8,64,64,64])');
+  for (const shape of [[8, 32, 32, 32], [8, 32, 32, 10]]) {
+    const dy = tf.randomNormal(shape, 0, 1, 'float32', 5);
+    replacedKernelRow('Sum over axes 0-2 (bias gradient)', shape, runs, tf.Sum, { x: dy }, { axis: [0, 1, 2], keepDims: false }, 2);
+    dy.dispose();
+  }
+  const images = tf.zeros([8, 16, 16, 32]), up = tf.randomNormal([8, 32, 32, 32], 0, 1, 'float32', 6);
+  replacedKernelRow('ResizeNearestNeighborGrad 2x', [8, 32, 32, 32], runs, tf.ResizeNearestNeighborGrad, { images, dy: up }, { alignCorners: false, halfPixelCenters: false }, 2);
+  tf.dispose([images, up]);
+  console.log('("before": tfjs-wasm\'s own Sum and ResizeNearestNeighborGrad kernels)');
 }
 
 main().catch((e) => {

@@ -16,9 +16,9 @@
  * whose native wasm loop is 10-20x slower than the composite; Identity, which copies on wasm
  * but shares (reference count) on cpu and webgl (./identity.ts); MaxPoolGrad, a wasm SIMD loop
  * (./max_pool_grad.ts), 7-11x faster than tfjs-wasm's (two runs of bench:simd) and ~3x faster than ONNX Runtime's;
- * Sum over all axes but the last (bias gradients), one pass instead of transpose + sum
- * (./channel_sum.ts; other reductions go to tfjs-wasm's Sum); ResizeNearestNeighborGrad of integer
- * upscales as block sums (./resize_nearest_grad.ts).
+ * Sum over all axes but the last with channels in multiples of 4 (bias gradients), one SIMD pass
+ * instead of transpose + sum (./channel_sum.ts; other reductions go to tfjs-wasm's Sum);
+ * ResizeNearestNeighborGrad of integer upscales as block sums (./resize_nearest_grad.ts).
  *
  * Four more are our own, not tfjs kernels: training-mode batch norm forward and backward as one
  * kernel each (./batch_norm_train.ts), used by BatchNorm2d through `batchNormTrain`, and the
