@@ -74,7 +74,8 @@ export class OrtRuntime {
   readonly stats = new Map<string, NativeCallStats>();
   /**
    * Channel block of ORT's NCHWc kernels on this CPU (16 with AVX-512, 8 with AVX2), or null
-   * when the probe failed (those graph variants are then never chosen).
+   * when the probe or its self-test conv failed (those graph variants are then never chosen; set
+   * by enableNativeKernels, ./index.ts).
    */
   nchwcBlock: number | null = null;
 
