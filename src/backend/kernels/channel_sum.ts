@@ -7,15 +7,8 @@
  * counts (a JavaScript loop was slower there: [8, 32, 32, 10] 0.29 against 0.18 ms), int32.
  */
 import { tf } from '../tf';
-import { WASM, type TensorInfo, type WasmHeapBackend } from './scope';
+import { WASM, callReplacedKernel, type TensorInfo, type WasmHeapBackend } from './scope';
 import { HeapScratch, heapOffset, simdKernels } from './simd';
-
-/** tfjs-wasm's own Sum, captured when ours replaces it (./index.ts). */
-let wasmSum: tf.KernelConfig | undefined;
-
-export function setWasmSum(k: tf.KernelConfig | undefined): void {
-  wasmSum = k;
-}
 
 /** Whether `axes` (as given to Sum) are exactly 0 .. rank-2. */
 function leadingAxes(axis: number | number[], shape: number[]): boolean {
@@ -33,8 +26,7 @@ export const channelSumConfig: tf.KernelConfig = {
     const rows = tf.util.sizeFromShape(x.shape) / Math.max(c, 1);
     const simd = c > 0 && c % 4 === 0 && rows > 0 && x.dtype === 'float32' && leadingAxes(axis, x.shape) ? simdKernels(args.backend) : null;
     if (simd === null) {
-      if (wasmSum === undefined) throw new Error('Sum: no wasm kernel to fall back to');
-      return wasmSum.kernelFunc(args);
+      return callReplacedKernel(tf.Sum, args);
     }
     const b = args.backend as unknown as WasmHeapBackend;
     const out = b.makeOutput(keepDims ? [...x.shape.slice(0, -1).map(() => 1), c] : [c], 'float32');

@@ -34,11 +34,11 @@ import { depthwiseBackpropFilterConfig, depthwiseBackpropInputConfig } from './d
 import { unsortedSegmentSumConfig } from './unsorted_segment_sum';
 import { batchNormTrainConfig, batchNormTrainGradConfig } from './batch_norm_train';
 import { identityConfig } from './identity';
-import { maxPoolGradConfig, setWasmMaxPoolGrad } from './max_pool_grad';
-import { channelSumConfig, setWasmSum } from './channel_sum';
-import { resizeNearestGradConfig, setWasmResizeNearestGrad } from './resize_nearest_grad';
+import { maxPoolGradConfig } from './max_pool_grad';
+import { channelSumConfig } from './channel_sum';
+import { resizeNearestGradConfig } from './resize_nearest_grad';
 import { adamwUpdateConfig, globalNormConfig } from './optimizer_step';
-import { WASM } from './scope';
+import { WASM, replacedWasmKernels } from './scope';
 
 export const COMPOSITE_WASM_KERNELS: readonly tf.KernelConfig[] = [
   conv2DBackpropInputConfig,
@@ -57,7 +57,7 @@ export const COMPOSITE_WASM_KERNELS: readonly tf.KernelConfig[] = [
 ];
 
 /** The native wasm kernels that a composite replaced, by name (benchmarks compare against them). */
-export const replacedWasmKernels = new Map<string, tf.KernelConfig>();
+export { replacedWasmKernels };
 
 /**
  * Registers the composites for the wasm backend; idempotent. Call after the wasm backend package
@@ -73,9 +73,6 @@ export function registerWasmKernels(): void {
     }
     tf.registerKernel(config);
   }
-  setWasmMaxPoolGrad(replacedWasmKernels.get(tf.MaxPoolGrad)); // the calls ours do not take
-  setWasmSum(replacedWasmKernels.get(tf.Sum));
-  setWasmResizeNearestGrad(replacedWasmKernels.get(tf.ResizeNearestNeighborGrad));
 }
 
 /** Puts the native kernels back (tests and benchmarks only). */

@@ -7,7 +7,7 @@
  * tfjs-wasm's kernel.
  */
 import { tf } from '../tf';
-import { WASM, type TensorInfo, type WasmHeapBackend } from './scope';
+import { WASM, callReplacedKernel, type TensorInfo, type WasmHeapBackend } from './scope';
 import { heapOffset, simdKernels } from './simd';
 
 interface MaxPoolGradAttrs {
@@ -17,13 +17,6 @@ interface MaxPoolGradAttrs {
   dimRoundingMode?: 'floor' | 'round' | 'ceil';
 }
 
-/** tfjs-wasm's own MaxPoolGrad, captured when ours replaces it (./index.ts). */
-let wasmMaxPoolGrad: tf.KernelConfig | undefined;
-
-export function setWasmMaxPoolGrad(k: tf.KernelConfig | undefined): void {
-  wasmMaxPoolGrad = k;
-}
-
 export const maxPoolGradConfig: tf.KernelConfig = {
   kernelName: tf.MaxPoolGrad,
   backendName: WASM,
@@ -31,8 +24,7 @@ export const maxPoolGradConfig: tf.KernelConfig = {
     const { dy, input } = args.inputs as Record<string, TensorInfo>;
     const simd = simdKernels(args.backend);
     if (simd === null || input.shape.length !== 4 || input.shape[3] % 4 !== 0 || input.dtype !== 'float32' || dy.dtype !== 'float32') {
-      if (wasmMaxPoolGrad === undefined) throw new Error('MaxPoolGrad: no wasm kernel to fall back to');
-      return wasmMaxPoolGrad.kernelFunc(args);
+      return callReplacedKernel(tf.MaxPoolGrad, args);
     }
     const { filterSize, strides, pad, dimRoundingMode } = args.attrs as unknown as MaxPoolGradAttrs;
     const info = tf.backend_util.computePool2DInfo(input.shape as [number, number, number, number], filterSize, strides, 1, pad, dimRoundingMode);

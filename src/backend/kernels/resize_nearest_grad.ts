@@ -7,14 +7,7 @@
  * scales, non-float32) go to tfjs-wasm's kernel.
  */
 import { tf } from '../tf';
-import { WASM, type TensorInfo, type WasmHeapBackend } from './scope';
-
-/** tfjs-wasm's own ResizeNearestNeighborGrad, captured when ours replaces it (./index.ts). */
-let wasmResizeNearestGrad: tf.KernelConfig | undefined;
-
-export function setWasmResizeNearestGrad(k: tf.KernelConfig | undefined): void {
-  wasmResizeNearestGrad = k;
-}
+import { WASM, callReplacedKernel, type TensorInfo, type WasmHeapBackend } from './scope';
 
 export const resizeNearestGradConfig: tf.KernelConfig = {
   kernelName: tf.ResizeNearestNeighborGrad,
@@ -25,8 +18,7 @@ export const resizeNearestGradConfig: tf.KernelConfig = {
     const [B, H, W, C] = images.shape;
     const [, oh, ow] = dy.shape;
     if (alignCorners || dy.dtype !== 'float32' || images.shape.length !== 4 || H === 0 || W === 0 || oh % H !== 0 || ow % W !== 0) {
-      if (wasmResizeNearestGrad === undefined) throw new Error('ResizeNearestNeighborGrad: no wasm kernel to fall back to');
-      return wasmResizeNearestGrad.kernelFunc(args);
+      return callReplacedKernel(tf.ResizeNearestNeighborGrad, args);
     }
     const b = args.backend as unknown as WasmHeapBackend;
     const out = b.makeOutput([B, H, W, C], 'float32');

@@ -22,6 +22,16 @@ export interface WasmHeapBackend {
   disposeData(dataId: tf.DataId): boolean;
 }
 
+/** tfjs-wasm's own kernels that ours replaced, by name (./index.ts fills it on registration). */
+export const replacedWasmKernels = new Map<string, tf.KernelConfig>();
+
+/** Hands a call that our replacement does not take to tfjs-wasm's own kernel `name`. */
+export function callReplacedKernel(name: string, args: Parameters<tf.KernelFunc>[0]): ReturnType<tf.KernelFunc> {
+  const k = replacedWasmKernels.get(name);
+  if (k === undefined) throw new BackendError(`${name}: no tfjs-wasm kernel to fall back to`);
+  return k.kernelFunc(args);
+}
+
 export class KernelScope {
   private readonly made: TensorInfo[] = [];
 
