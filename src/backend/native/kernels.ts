@@ -114,7 +114,7 @@ function convFlops(info: ConvInfo): number {
  * reordering a wide filter every call costs more than the conv (2 threads, batch 8, ms NCHWc /
  * best other: 3x3 conv [8,32,32,32] 1.2 / 2.7, [8,56,56,64] 12.0 / 17.5, [8,8,8,64] 0.33 /
  * 0.75, [8,14,14,256] 9.5 / 13.3; but [8,8,8,256] dx 8.4 / 4.9, [8,4,4,512] 8.7 / 4.2,
- * [8,7,7,512] 15.8 / 11.4).
+ * [8,7,7,512] 15.8 / 11.4). `npm run bench:conv` times every variant and marks the chosen one.
  */
 function nchwcPays(info: ConvInfo): boolean {
   const pointwise = info.filterHeight === 1 && info.filterWidth === 1;
