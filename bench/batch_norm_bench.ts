@@ -14,13 +14,9 @@
 import { initBackend } from '../src/backend';
 import { tf } from '../src/backend/tf';
 import { batchNormTrain } from '../src/backend/kernels/batch_norm_train';
+import { median, numberArg } from './common';
 
 const SHAPES: [number, number, number, number][] = [[8, 64, 64, 16], [8, 32, 32, 32], [8, 16, 16, 64], [8, 8, 8, 128], [8, 32, 32, 64]];
-
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
-}
 
 /** One forward + backward of a layer; `fused` picks the path through HOI2ANOMALY_FUSED_BN. */
 function step(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, dy: tf.Tensor, fused: boolean): void {
@@ -32,13 +28,8 @@ function step(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, dy: tf.Tensor
   });
 }
 
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
-
 async function main(): Promise<void> {
-  const threads = arg('--threads', 2), runs = arg('--runs', 7);
+  const threads = numberArg('--threads', 2), runs = numberArg('--runs', 7);
   await initBackend({ name: 'wasm', threads });
   console.log(`batch norm forward + backward, wasm ${threads} threads, median ms of ${runs} rounds x 5 calls`);
   console.log('shape (NHWC)        elements   fused ms   composite ms   composite / fused   fused ns/element');

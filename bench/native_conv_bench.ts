@@ -19,19 +19,10 @@ import {
 } from '../src/backend/native/op_graphs';
 import { loadOrtRuntime, type OrtRuntime } from '../src/backend/native/ort_runtime';
 import { tf } from '../src/backend/tf';
+import { median, numberArg } from './common';
 
 type ConvInfo = tf.backend_util.Conv2DInfo;
 type Shape4 = [number, number, number, number];
-
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
-}
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
 
 function values(shape: number[], seed: number): Float32Array {
   const n = shape.reduce((a, b) => a * b, 1);
@@ -70,7 +61,7 @@ function row(what: string, names: string[], ms: number[], chosen: string): void 
 }
 
 function main(): void {
-  const threads = arg('--threads', 2), runs = arg('--runs', 15);
+  const threads = numberArg('--threads', 2), runs = numberArg('--runs', 15);
   const rt = loadOrtRuntime(threads, selfTestGraph);
   const { block, reason } = nchwcBlockSize(rt);
   console.log(`ONNX Runtime ${rt.version}, ${threads} threads; NCHWc block ${block ?? `none (${reason})`}; median ms of ${runs} calls; * = the variant the shape rules choose`);

@@ -52,7 +52,7 @@ describe('backend/channel_sum (wasm Sum over leading axes)', function () {
     const rows = 1000, c = 4;
     const data = new Float32Array(rows * c).fill(1);
     for (let j = 0; j < c; j++) data[j] = 1e8;
-    const s = tf.sum(tf.tensor2d(data, [rows, c]), 0);
+    const s = tf.tidy(() => tf.sum(tf.tensor2d(data, [rows, c]), 0));
     assert.deepEqual(Array.from(s.dataSync()), Array(c).fill(1e8 + 1000)); // 100001000 is a float32
     s.dispose();
   });

@@ -4,7 +4,8 @@
  * to the end; here the wasm SIMD `channelSums` (float64 accumulators) reads the rows in place, for
  * channel counts that are a multiple of 4: [8, 32, 32, 32] -> [32] 0.31 ms against 0.90 ms
  * (`npm run bench:simd`). Every other Sum goes to tfjs-wasm's kernel: other axes, other channel
- * counts (a JavaScript loop was slower there: [8, 32, 32, 10] 0.29 against 0.18 ms), int32.
+ * counts (a JavaScript loop, since removed, was slower there: [8, 32, 32, 10] 0.29 against
+ * 0.18 ms in bench:simd), int32.
  */
 import { tf } from '../tf';
 import { WASM, callReplacedKernel, type TensorInfo, type WasmHeapBackend } from './scope';
